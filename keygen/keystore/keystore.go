@@ -172,18 +172,6 @@ func CheckPassword(password string) error {
 	return nil
 }
 
-// TrimNewline removes one trailing "\n" or "\r\n", the way validator clients
-// and Web3Signer read password and mnemonic files.
-func TrimNewline(b []byte) []byte {
-	if n := len(b); n > 0 && b[n-1] == '\n' {
-		b = b[:n-1]
-		if n := len(b); n > 0 && b[n-1] == '\r' {
-			b = b[:n-1]
-		}
-	}
-	return b
-}
-
 const passwordAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 
 // RandomPasswordLength gives 32*log2(62) ≈ 190 bits of entropy.

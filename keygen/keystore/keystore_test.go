@@ -159,11 +159,6 @@ func TestPasswords(t *testing.T) {
 	if !errors.Is(keystore.CheckPassword("short-pass1"), keystore.ErrWeakPassword) || keystore.CheckPassword("twelve-chars") != nil {
 		t.Fatal("12-character minimum")
 	}
-	for in, want := range map[string]string{"pw\n": "pw", "pw\r\n": "pw", "pw\n\n": "pw\n", "pw": "pw", "": "", "pw ": "pw "} {
-		if got := string(keystore.TrimNewline([]byte(in))); got != want {
-			t.Errorf("TrimNewline(%q) = %q", in, got)
-		}
-	}
 	// Control characters do not count; NFKD applies.
 	if got := string(keystore.NormalizePassword("a\u0000b\u007fc\u0085d\u00ef")); got != "abcdi\u0308" {
 		t.Fatalf("%q", got)

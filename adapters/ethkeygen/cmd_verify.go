@@ -1,0 +1,113 @@
+package main
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"os"
+
+	"github.com/ethkeygen/ethkeygen/depositdata"
+	"github.com/ethkeygen/ethkeygen/internal/fsutil"
+	"github.com/ethkeygen/ethkeygen/keygen"
+	"github.com/ethkeygen/ethkeygen/keygen/keystore"
+)
+
+func init() {
+	register(command{"verify-deposits", "check a deposit_data file as the Staking Launchpad does", runVerifyDeposits})
+	register(command{"verify-keystore", "decrypt an EIP-2335 keystore and check its pubkey", runVerifyKeystore})
+}
+
+func runVerifyDeposits(_ context.Context, e *env, args []string) error {
+	fs := newFlags(e, "verify-deposits", "FILE [--chain NAME | --fork-version 0x..] [--json]",
+		"Checks every entry: field formats, amount range, fork version against the network, deposit_cli_version >= 1.0.0,\n"+
+			"deposit message root, BLS signature over the deposit domain, deposit data root, and no repeated pubkey.\n"+
+			"Exit status 0 when all entries are valid, else 1 with one line per bad entry.")
+	chain := fs.String("chain", "", "network the file must be for (default: each entry's network_name)")
+	forkVersion := fs.String("fork-version", "", "genesis fork version of a custom devnet")
+	asJSON := fs.Bool("json", false, "print the result as JSON")
+	files, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(files) != 1 {
+		return usagef("want exactly one FILE, got %d", len(files))
+	}
+	var network *depositdata.Network
+	if *chain != "" || *forkVersion != "" {
+		d := depositFlags{chain: *chain, forkVersion: *forkVersion}
+		n, err := d.network()
+		if err != nil {
+			return err
+		}
+		network = &n
+	}
+	b, err := os.ReadFile(files[0])
+	if err != nil {
+		return err
+	}
+	deposits, errs := depositdata.VerifyFile(b, network)
+	if *asJSON {
+		msgs := make([]string, len(errs))
+		for i, err := range errs {
+			msgs[i] = oneLine(err.Error())
+		}
+		_ = json.NewEncoder(e.stdout).Encode(map[string]any{"file": files[0], "entries": len(deposits), "valid": len(errs) == 0, "errors": msgs})
+	} else {
+		for _, err := range errs {
+			fmt.Fprintf(e.stderr, "%s: %s\n", files[0], oneLine(err.Error()))
+		}
+		if len(errs) == 0 {
+			fmt.Fprintf(e.stdout, "%s: %d deposits valid\n", files[0], len(deposits))
+		}
+	}
+	if len(errs) != 0 {
+		return errSilentFailure
+	}
+	return nil
+}
+
+func runVerifyKeystore(_ context.Context, e *env, args []string) error {
+	fs := newFlags(e, "verify-keystore", "FILE --password-file F [--json]",
+		"Decrypts an EIP-2335 keystore and checks that the key matches the keystore's pubkey.")
+	passwordFile := fs.String("password-file", "", "file holding the keystore password (required)")
+	asJSON := fs.Bool("json", false, "print the result as JSON")
+	files, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(files) != 1 {
+		return usagef("want exactly one FILE, got %d", len(files))
+	}
+	if err := requireFlag(fs, "password-file"); err != nil {
+		return err
+	}
+	b, err := os.ReadFile(files[0])
+	if err != nil {
+		return err
+	}
+	ks, err := keystore.Parse(b)
+	if err != nil {
+		return err
+	}
+	pw, err := fsutil.ReadSecretFile(*passwordFile)
+	if err != nil {
+		return fmt.Errorf("password file: %w", err)
+	}
+	defer keygen.Wipe(pw)
+	sk, err := ks.DecryptKey(pw)
+	if err != nil {
+		return err
+	}
+	pub := hex.EncodeToString(sk.PublicKey())
+	sk.Destroy()
+	if *asJSON {
+		return json.NewEncoder(e.stdout).Encode(map[string]any{"file": files[0], "pubkey": pub, "path": ks.Path, "valid": true})
+	}
+	fmt.Fprintf(e.stdout, "%s: valid, pubkey 0x%s, path %s\n", files[0], pub, ks.Path)
+	return nil
+}
+
+func versionString() string {
+	return "ethkeygen " + depositdata.DepositCLIVersion
+}

@@ -1,0 +1,134 @@
+// Package fsutil writes output files so that a failed run leaves nothing
+// behind: each file appears whole (temporary file, fsync, rename) and a Batch
+// removes every file it wrote unless it is committed.
+package fsutil
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+)
+
+// WriteFileAtomic writes data to path with perm: the file either appears
+// complete or not at all. It refuses to replace an existing file.
+func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	ok := false
+	defer func() {
+		if !ok {
+			_ = os.Remove(tmp)
+		}
+	}()
+	if err := f.Chmod(perm); err != nil {
+		f.Close()
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	// Link fails if path exists: never overwrite a file we did not write.
+	if err := os.Link(tmp, path); err != nil {
+		if errors.Is(err, os.ErrExist) {
+			return fmt.Errorf("%s already exists", path)
+		}
+		return err
+	}
+	ok = true
+	_ = os.Remove(tmp)
+	return syncDir(dir)
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	_ = d.Sync() // not supported everywhere; best effort
+	return nil
+}
+
+// Batch tracks files written for one run.
+type Batch struct {
+	written   []string
+	committed bool
+}
+
+// Write writes one file of the batch atomically.
+func (b *Batch) Write(path string, data []byte, perm os.FileMode) error {
+	if err := WriteFileAtomic(path, data, perm); err != nil {
+		return err
+	}
+	b.written = append(b.written, path)
+	return nil
+}
+
+// Files lists what was written.
+func (b *Batch) Files() []string { return b.written }
+
+// Commit keeps the files.
+func (b *Batch) Commit() { b.committed = true }
+
+// Rollback removes every file written unless the batch was committed. Call
+// it deferred.
+func (b *Batch) Rollback() {
+	if b.committed {
+		return
+	}
+	for _, p := range b.written {
+		_ = os.Remove(p)
+	}
+	b.written = nil
+}
+
+// EnsurePrivateDir creates dir (0700) if it is missing and checks that it is
+// a writable directory.
+func EnsurePrivateDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	st, err := os.Stat(dir)
+	if err != nil {
+		return err
+	}
+	if !st.IsDir() {
+		return fmt.Errorf("%s is not a directory", dir)
+	}
+	f, err := os.CreateTemp(dir, ".probe-*")
+	if err != nil {
+		return fmt.Errorf("cannot write to %s: %w", dir, errors.Unwrap(err))
+	}
+	f.Close()
+	return os.Remove(f.Name())
+}
+
+// ReadSecretFile reads a password or mnemonic file as validator clients and
+// Web3Signer do: one trailing newline (LF or CRLF) is not part of the secret.
+// The caller owns (and should clear) the returned bytes.
+func ReadSecretFile(path string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	if n := len(b); n > 0 && b[n-1] == '\n' {
+		b = b[:n-1]
+		if n := len(b); n > 0 && b[n-1] == '\r' {
+			b = b[:n-1]
+		}
+	}
+	return b, nil
+}
