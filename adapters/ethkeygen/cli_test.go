@@ -162,7 +162,7 @@ func TestExistingMnemonicBadInput(t *testing.T) {
 		{"amount below 1 ETH", func(o string) []string { return with(o, "--amount-gwei", "999999999") }, "amount"},
 		{"amount above 32 ETH", func(o string) []string { return with(o, "--amount-gwei", "32000000001") }, "amount"},
 		{"compounding above 2048 ETH", func(o string) []string {
-			return with(o, "--withdrawal-address", testAddress, "--compounding=true", "--amount-gwei", "2048000000001")
+			return append(with(o, "--withdrawal-address", testAddress, "--amount-gwei", "2048000000001"), "--compounding")
 		}, "amount"},
 		{"compounding without address", func(o string) []string { return append(base(o), "--compounding") }, "withdrawal-address"},
 		{"count 0", func(o string) []string { return with(o, "--count", "0") }, "--count"},
