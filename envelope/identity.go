@@ -1,0 +1,182 @@
+package envelope
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+
+	"filippo.io/age"
+)
+
+// maxKeyFileSize bounds identity and recipient files read from disk.
+const maxKeyFileSize = 64 << 10
+
+// LoadOrCreateIdentity loads the age X25519 identity stored at path, or, if no
+// file exists there, generates one and writes it in the standard age identity
+// file format (comment lines followed by one AGE-SECRET-KEY-1... line), as
+// age-keygen does. created reports whether a new identity was written.
+//
+// A new file is created with mode 0600 and O_EXCL, so an existing file or
+// symlink is never overwritten; missing parent directories are created with
+// mode 0700. On Unix an existing identity file must not be a symlink and must
+// not be accessible to group or others.
+func LoadOrCreateIdentity(path string) (id *age.X25519Identity, created bool, err error) {
+	id, err = loadIdentity(path)
+	if err == nil || !errors.Is(err, fs.ErrNotExist) {
+		return id, false, err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, false, fmt.Errorf("envelope: create identity directory: %w", err)
+	}
+	id, err = age.GenerateX25519Identity()
+	if err != nil {
+		return nil, false, fmt.Errorf("envelope: generate identity: %w", err)
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL|oNoFollow, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		// Lost a race with another creator: use theirs.
+		id, err = loadIdentity(path)
+		return id, false, err
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("envelope: create identity file: %w", err)
+	}
+	var buf bytes.Buffer
+	fmt.Fprintf(&buf, "# created: %s\n", time.Now().UTC().Format(time.RFC3339))
+	fmt.Fprintf(&buf, "# public key: %s\n", id.Recipient())
+	fmt.Fprintf(&buf, "%s\n", id)
+	_, err = f.Write(buf.Bytes())
+	clear(buf.Bytes())
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(path)
+		return nil, false, fmt.Errorf("envelope: write identity file: %w", err)
+	}
+	return id, true, nil
+}
+
+func loadIdentity(path string) (*age.X25519Identity, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|oNoFollow, 0)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, err // let the caller create it
+		}
+		return nil, fmt.Errorf("envelope: open identity file (symlinks are refused): %w", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("envelope: identity file: %w", err)
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("envelope: identity file %s is not a regular file", path)
+	}
+	if runtime.GOOS != "windows" && fi.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("envelope: identity file %s has mode %#o; want 0600", path, fi.Mode().Perm())
+	}
+	data, err := io.ReadAll(io.LimitReader(f, maxKeyFileSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("envelope: read identity file: %w", err)
+	}
+	defer clear(data)
+	if len(data) > maxKeyFileSize {
+		return nil, fmt.Errorf("envelope: identity file %s is too large", path)
+	}
+	ids, err := age.ParseIdentities(bytes.NewReader(data))
+	if err != nil {
+		// age's parse errors do not echo secret key material.
+		return nil, fmt.Errorf("envelope: identity file %s: %w", path, err)
+	}
+	if len(ids) != 1 {
+		return nil, fmt.Errorf("envelope: identity file %s holds %d identities; want 1", path, len(ids))
+	}
+	id, ok := ids[0].(*age.X25519Identity)
+	if !ok {
+		return nil, fmt.Errorf("envelope: identity file %s does not hold an X25519 identity", path)
+	}
+	return id, nil
+}
+
+// LoadRecipient reads an age X25519 recipient (age1...) from a file holding
+// exactly one, optionally with blank and '#' comment lines.
+func LoadRecipient(path string) (*age.X25519Recipient, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("envelope: open recipient file: %w", err)
+	}
+	defer f.Close()
+	return parseRecipientFile(io.LimitReader(f, maxKeyFileSize), path)
+}
+
+func parseRecipientFile(r io.Reader, path string) (*age.X25519Recipient, error) {
+	var rcpt *age.X25519Recipient
+	sc := bufio.NewScanner(r)
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		if rcpt != nil {
+			return nil, fmt.Errorf("envelope: recipient file %s holds more than one recipient", path)
+		}
+		if strings.HasPrefix(line, "AGE-SECRET-KEY-") {
+			// Never echo the line: it is a secret key.
+			return nil, fmt.Errorf("envelope: recipient file %s line %d holds a secret key, not a recipient", path, n)
+		}
+		var err error
+		if rcpt, err = age.ParseX25519Recipient(line); err != nil {
+			return nil, fmt.Errorf("envelope: recipient file %s line %d: %w", path, n, err)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("envelope: read recipient file %s: %w", path, err)
+	}
+	if rcpt == nil {
+		return nil, fmt.Errorf("envelope: recipient file %s holds no recipient", path)
+	}
+	return rcpt, nil
+}
+
+// WriteRecipientFile writes r to path (mode 0644) as a comment line and the
+// age1... recipient, so that a generator can be given only the public key.
+// It never replaces a different file: if path exists and already holds r it
+// returns nil, and otherwise an error wrapping fs.ErrExist.
+func WriteRecipientFile(path string, r *age.X25519Recipient) error {
+	if r == nil {
+		return errors.New("envelope: WriteRecipientFile: nil recipient")
+	}
+	content := fmt.Sprintf("# ethkeygen envelope recipient (public key; safe to share)\n%s\n", r)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL|oNoFollow, 0o644)
+	if errors.Is(err, fs.ErrExist) {
+		existing, lerr := LoadRecipient(path)
+		if lerr == nil && existing.String() == r.String() {
+			return nil
+		}
+		return fmt.Errorf("envelope: recipient file %s already exists with other content: %w", path, fs.ErrExist)
+	}
+	if err != nil {
+		return fmt.Errorf("envelope: create recipient file: %w", err)
+	}
+	_, err = f.WriteString(content)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(path)
+		return fmt.Errorf("envelope: write recipient file: %w", err)
+	}
+	return nil
+}

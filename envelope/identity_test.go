@@ -1,0 +1,192 @@
+package envelope_test
+
+import (
+	"context"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+
+	"filippo.io/age"
+
+	"github.com/ethkeygen/ethkeygen/envelope"
+)
+
+func TestLoadOrCreateIdentity(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "new", "keys")
+	path := filepath.Join(dir, "identity.txt")
+	id, created, err := envelope.LoadOrCreateIdentity(path)
+	if err != nil || !created || id == nil {
+		t.Fatalf("create: %v, %v, %v", id, created, err)
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	di, err := os.Stat(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if runtime.GOOS != "windows" {
+		if fi.Mode().Perm() != 0o600 {
+			t.Errorf("identity file mode %o, want 0600", fi.Mode().Perm())
+		}
+		if di.Mode().Perm() != 0o700 {
+			t.Errorf("created directory mode %o, want 0700", di.Mode().Perm())
+		}
+	}
+
+	// Standard age identity file: readable by age itself.
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
+	if last := lines[len(lines)-1]; !strings.HasPrefix(last, "AGE-SECRET-KEY-1") {
+		t.Fatalf("last line is not an identity")
+	}
+	for _, l := range lines[:len(lines)-1] {
+		if !strings.HasPrefix(l, "# ") {
+			t.Fatalf("unexpected line %q", l)
+		}
+	}
+	if !strings.Contains(string(data), "# public key: "+id.Recipient().String()+"\n") {
+		t.Error("no public key comment")
+	}
+	ids, err := age.ParseIdentities(strings.NewReader(string(data)))
+	if err != nil || len(ids) != 1 {
+		t.Fatalf("age cannot parse the file: %v", err)
+	}
+
+	again, created, err := envelope.LoadOrCreateIdentity(path)
+	if err != nil || created {
+		t.Fatalf("load: created=%v err=%v", created, err)
+	}
+	if again.String() != id.String() {
+		t.Fatal("loaded a different identity")
+	}
+
+	// It opens what the recipient sealed.
+	ctx := context.Background()
+	sealed, err := envelope.NewLocalSealer(id.Recipient()).Seal(ctx, []byte("x"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := envelope.NewLocalOpener(again).Open(ctx, sealed, nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestLoadOrCreateIdentityRefusals(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("permission and symlink checks are Unix-only")
+	}
+	dir := t.TempDir()
+	real := filepath.Join(dir, "real.txt")
+	if _, _, err := envelope.LoadOrCreateIdentity(real); err != nil {
+		t.Fatal(err)
+	}
+
+	t.Run("symlink to identity", func(t *testing.T) {
+		link := filepath.Join(dir, "link.txt")
+		if err := os.Symlink(real, link); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := envelope.LoadOrCreateIdentity(link); err == nil {
+			t.Fatal("followed a symlink")
+		}
+	})
+	t.Run("dangling symlink", func(t *testing.T) {
+		link := filepath.Join(dir, "dangling.txt")
+		target := filepath.Join(dir, "target-does-not-exist")
+		if err := os.Symlink(target, link); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := envelope.LoadOrCreateIdentity(link); err == nil {
+			t.Fatal("created an identity through a dangling symlink")
+		}
+		if _, err := os.Lstat(target); !errors.Is(err, fs.ErrNotExist) {
+			t.Fatal("symlink target was created")
+		}
+	})
+	t.Run("group readable", func(t *testing.T) {
+		p := filepath.Join(dir, "loose.txt")
+		data, _ := os.ReadFile(real)
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(p, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, _, err := envelope.LoadOrCreateIdentity(p)
+		if err == nil || strings.Contains(err.Error(), "AGE-SECRET-KEY") {
+			t.Fatalf("got %v, want a permission error without key material", err)
+		}
+	})
+	t.Run("garbage", func(t *testing.T) {
+		p := filepath.Join(dir, "garbage.txt")
+		if err := os.WriteFile(p, []byte("AGE-SECRET-KEY-1NOTREALLYAKEY\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		_, _, err := envelope.LoadOrCreateIdentity(p)
+		if err == nil || strings.Contains(err.Error(), "NOTREALLYAKEY") {
+			t.Fatalf("got %v, want a parse error without key material", err)
+		}
+	})
+}
+
+func TestRecipientFile(t *testing.T) {
+	dir := t.TempDir()
+	id, _ := age.GenerateX25519Identity()
+	path := filepath.Join(dir, "recipient.txt")
+	if err := envelope.WriteRecipientFile(path, id.Recipient()); err != nil {
+		t.Fatal(err)
+	}
+	r, err := envelope.LoadRecipient(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.String() != id.Recipient().String() {
+		t.Fatal("recipient mismatch")
+	}
+	// Idempotent for the same recipient; refuses to replace another.
+	if err := envelope.WriteRecipientFile(path, id.Recipient()); err != nil {
+		t.Fatalf("rewrite same recipient: %v", err)
+	}
+	other, _ := age.GenerateX25519Identity()
+	if err := envelope.WriteRecipientFile(path, other.Recipient()); !errors.Is(err, fs.ErrExist) {
+		t.Fatalf("replace: %v, want fs.ErrExist", err)
+	}
+
+	for name, content := range map[string]string{
+		"empty":      "# nothing\n\n",
+		"two":        id.Recipient().String() + "\n" + other.Recipient().String() + "\n",
+		"secret key": id.String() + "\n",
+		"garbage":    "age1notarecipient\n",
+	} {
+		t.Run(name, func(t *testing.T) {
+			p := filepath.Join(dir, name)
+			if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			_, err := envelope.LoadRecipient(p)
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			if strings.Contains(err.Error(), id.String()) {
+				t.Fatal("error echoes the secret key")
+			}
+		})
+	}
+	// An identity file is not a recipient file.
+	idPath := filepath.Join(dir, "id.txt")
+	if _, _, err := envelope.LoadOrCreateIdentity(idPath); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := envelope.LoadRecipient(idPath); err == nil {
+		t.Fatal("LoadRecipient accepted an identity file")
+	}
+}
