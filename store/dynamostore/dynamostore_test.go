@@ -7,6 +7,7 @@ import (
 	"errors"
 	"os"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -258,5 +259,58 @@ func TestCreateTableInput(t *testing.T) {
 	}
 	if in.BillingMode != types.BillingModePayPerRequest {
 		t.Errorf("billing mode = %s", in.BillingMode)
+	}
+}
+
+// counting wraps the client and counts Query and Scan requests.
+type counting struct {
+	*dynamodb.Client
+	queries, scans atomic.Int32
+}
+
+func (c *counting) Query(ctx context.Context, in *dynamodb.QueryInput, o ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error) {
+	c.queries.Add(1)
+	return c.Client.Query(ctx, in, o...)
+}
+
+func (c *counting) Scan(ctx context.Context, in *dynamodb.ScanInput, o ...func(*dynamodb.Options)) (*dynamodb.ScanOutput, error) {
+	c.scans.Add(1)
+	return c.Client.Scan(ctx, in, o...)
+}
+
+// TestPages checks that WithPageSize(2) really reads 7 records in several
+// requests, following LastEvaluatedKey.
+func TestPages(t *testing.T) {
+	client := newClient(endpoint(t), 0)
+	table := newTable(t, client)
+	c := &counting{Client: client}
+	s, err := dynamostore.New(c, table, dynamostore.WithPageSize(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := storetest.RequestID(t)
+	var recs []*store.Record
+	for i := 0; i < 7; i++ {
+		recs = append(recs, storetest.NewRecord(t, req, i))
+	}
+	if err := s.Put(t.Context(), recs...); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []store.Filter{{RequestID: req}, {Status: store.StatusGenerated}, {}} {
+		c.queries.Store(0)
+		c.scans.Store(0)
+		n := 0
+		for _, err := range s.Query(t.Context(), f) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			n++
+		}
+		if n != 7 {
+			t.Errorf("Query(%+v) yielded %d records, want 7", f, n)
+		}
+		if got := c.queries.Load() + c.scans.Load(); got < 4 {
+			t.Errorf("Query(%+v) made %d requests, want at least 4 pages of 2", f, got)
+		}
 	}
 }

@@ -238,3 +238,30 @@ func TestOptions(t *testing.T) {
 		}
 	}
 }
+
+// TestConcurrentOpen opens a new file from several goroutines at once: the
+// schema is created once and every Open succeeds.
+func TestConcurrentOpen(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "keys.db")
+	const n = 6
+	stores := make([]*Store, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range stores {
+		wg.Go(func() { stores[i], errs[i] = Open(t.Context(), path) })
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("Open %d: %v", i, err)
+		}
+		t.Cleanup(func() { stores[i].Close() })
+	}
+	r := storetest.NewRecord(t, "r", 0)
+	if err := stores[0].Put(t.Context(), r); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := stores[n-1].Get(t.Context(), r.Pubkey); err != nil {
+		t.Fatal(err)
+	}
+}
