@@ -1,0 +1,480 @@
+package custody
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"iter"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"filippo.io/age"
+
+	"github.com/ethkeygen/ethkeygen/depositdata"
+	"github.com/ethkeygen/ethkeygen/envelope"
+	"github.com/ethkeygen/ethkeygen/envelope/envelopetest"
+	"github.com/ethkeygen/ethkeygen/keygen"
+	"github.com/ethkeygen/ethkeygen/store"
+	"github.com/ethkeygen/ethkeygen/store/sqlitestore"
+)
+
+type fixture struct {
+	store    store.Store
+	identity *age.X25519Identity
+	gen      *Generator
+	opener   *Opener
+}
+
+func newFixture(t *testing.T, opts ...Option) *fixture {
+	t.Helper()
+	st, err := sqlitestore.Open(context.Background(), filepath.Join(t.TempDir(), "ethkeygen.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return newFixtureOn(t, st, opts...)
+}
+
+func newFixtureOn(t *testing.T, st store.Store, opts ...Option) *fixture {
+	t.Helper()
+	id, err := age.GenerateX25519Identity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts = append([]Option{WithInsecureKDFCost(t, 16)}, opts...)
+	g, err := NewGenerator(st, envelope.NewLocalSealer(id.Recipient()), opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &fixture{store: st, identity: id, gen: g, opener: NewOpener(st, envelope.NewLocalOpener(id))}
+}
+
+func hoodiRequest(id string, count int) Request {
+	return Request{ID: id, Count: count, Network: depositdata.Hoodi}
+}
+
+// checkAll opens every validator of res and checks it end to end.
+func checkAll(t *testing.T, f *fixture, res *Result, count int) {
+	t.Helper()
+	if len(res.Validators) != count {
+		t.Fatalf("%d validators, want %d", len(res.Validators), count)
+	}
+	seen := map[string]bool{}
+	for i, v := range res.Validators {
+		if v.Slot != i || seen[v.Pubkey] {
+			t.Fatalf("slot %d: %+v (duplicate or out of order)", i, v)
+		}
+		seen[v.Pubkey] = true
+		if err := v.Deposit.Verify(depositdata.Hoodi); err != nil {
+			t.Fatal(err)
+		}
+		s, _, err := f.opener.Open(context.Background(), v.Pubkey)
+		if err != nil {
+			t.Fatalf("open %d: %v", i, err)
+		}
+		if hex.EncodeToString(s.SigningKey().PublicKey()) != v.Pubkey {
+			t.Fatal("opened key is not the validator's")
+		}
+		s.Destroy()
+	}
+}
+
+func TestGenerateAndOpen(t *testing.T) {
+	for _, format := range []SecretFormat{FormatKeystore, FormatRaw} {
+		t.Run(string(format), func(t *testing.T) {
+			f := newFixture(t)
+			req := hoodiRequest("req-"+string(format), 5)
+			req.Format = format
+			res, err := f.gen.Generate(context.Background(), req, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Created != 5 {
+				t.Fatalf("created %d", res.Created)
+			}
+			checkAll(t, f, res, 5)
+			s, _, _ := f.opener.Open(context.Background(), res.Validators[0].Pubkey)
+			defer s.Destroy()
+			if s.Format != format || s.Index != 0 || len(s.UnsafeMnemonic()) == 0 {
+				t.Fatalf("secret %v %d", s.Format, s.Index)
+			}
+			if format == FormatKeystore {
+				if s.Keystore == nil || len(s.UnsafePassword()) != 32 {
+					t.Fatal("keystore format without keystore and random password")
+				}
+				k, err := s.Keystore.DecryptKey(s.UnsafePassword())
+				if err != nil || !bytes.Equal(k.UnsafeBytes(), s.SigningKey().UnsafeBytes()) {
+					t.Fatal("sealed keystore does not open with its password")
+				}
+			}
+			// One fresh mnemonic per validator by default.
+			s2, _, _ := f.opener.Open(context.Background(), res.Validators[1].Pubkey)
+			defer s2.Destroy()
+			if bytes.Equal(s.UnsafeMnemonic(), s2.UnsafeMnemonic()) {
+				t.Fatal("two validators share a mnemonic")
+			}
+			if fmt.Sprintf("%v %+v %#v", s, s, s) != strings.Repeat(keygen.Redacted+" ", 2)+keygen.Redacted {
+				t.Fatal("secret does not redact itself")
+			}
+		})
+	}
+}
+
+func TestGenerateIsIdempotent(t *testing.T) {
+	f := newFixture(t)
+	req := hoodiRequest("same-id", 4)
+	req.Format = FormatRaw
+	first, err := f.gen.Generate(context.Background(), req, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := f.gen.Generate(context.Background(), req, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if second.Created != 0 {
+		t.Fatalf("repeat created %d", second.Created)
+	}
+	for i := range first.Validators {
+		if first.Validators[i].Pubkey != second.Validators[i].Pubkey {
+			t.Fatal("repeat returned other validators")
+		}
+	}
+	other := req
+	other.Count = 5
+	if _, err := f.gen.Generate(context.Background(), other, nil); !errors.Is(err, ErrRequestReused) {
+		t.Fatalf("reused id with another count: %v", err)
+	}
+	other = req
+	other.Network = depositdata.Mainnet
+	if _, err := f.gen.Generate(context.Background(), other, nil); !errors.Is(err, ErrRequestReused) {
+		t.Fatalf("reused id on another network: %v", err)
+	}
+	if n := countRecords(t, f.store, store.Filter{}); n != 4 {
+		t.Fatalf("%d records", n)
+	}
+}
+
+func countRecords(t *testing.T, st store.Store, filter store.Filter) int {
+	t.Helper()
+	n := 0
+	for _, err := range st.Query(context.Background(), filter) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		n++
+	}
+	return n
+}
+
+func TestInterruptedRunResumes(t *testing.T) {
+	f := newFixture(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	var puts atomic.Int32
+	f.gen.afterSeal = func(int) {
+		if puts.Add(1) == 3 {
+			cancel() // the process dies between sealing and storing
+		}
+	}
+	req := hoodiRequest("resume", 8)
+	req.Format = FormatRaw
+	if _, err := f.gen.Generate(ctx, req, nil); err == nil {
+		t.Fatal("interrupted run reported success")
+	}
+	stored := countRecords(t, f.store, store.Filter{})
+	if stored >= 8 {
+		t.Fatalf("%d stored: the interruption did not interrupt", stored)
+	}
+	f.gen.afterSeal = nil
+	res, err := f.gen.Generate(context.Background(), req, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Created != 8-stored {
+		t.Fatalf("resume created %d, want %d", res.Created, 8-stored)
+	}
+	checkAll(t, f, res, 8)
+	if n := countRecords(t, f.store, store.Filter{}); n != 8 {
+		t.Fatalf("%d records after resume", n)
+	}
+}
+
+func TestConcurrentRunsOfOneRequest(t *testing.T) {
+	f := newFixture(t)
+	req := hoodiRequest("racing", 6)
+	req.Format = FormatRaw
+	var wg sync.WaitGroup
+	results := make([]*Result, 3)
+	for i := range results {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res, err := f.gen.Generate(context.Background(), req, nil)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			results[i] = res
+		}()
+	}
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+	for _, r := range results[1:] {
+		for i := range r.Validators {
+			if r.Validators[i].Pubkey != results[0].Validators[i].Pubkey {
+				t.Fatal("concurrent runs disagree")
+			}
+		}
+	}
+	if n := countRecords(t, f.store, store.Filter{}); n != 6 {
+		t.Fatalf("%d records", n)
+	}
+}
+
+func TestKeysPerMnemonic(t *testing.T) {
+	f := newFixture(t)
+	req := hoodiRequest("kpm", 7)
+	req.Format = FormatRaw
+	req.KeysPerMnemonic = 3
+	res, err := f.gen.Generate(context.Background(), req, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkAll(t, f, res, 7)
+	var mnemonics [][]byte
+	for i, v := range res.Validators {
+		s, _, err := f.opener.Open(context.Background(), v.Pubkey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.Index != uint32(i%3) {
+			t.Fatalf("slot %d has index %d", i, s.Index)
+		}
+		mnemonics = append(mnemonics, bytes.Clone(s.UnsafeMnemonic()))
+		s.Destroy()
+	}
+	if !bytes.Equal(mnemonics[0], mnemonics[2]) || bytes.Equal(mnemonics[2], mnemonics[3]) || !bytes.Equal(mnemonics[3], mnemonics[5]) || bytes.Equal(mnemonics[5], mnemonics[6]) {
+		t.Fatal("groups of 3 must share a mnemonic, and only within the group")
+	}
+}
+
+func TestSeparateMnemonicKey(t *testing.T) {
+	mnID, _ := age.GenerateX25519Identity()
+	f := newFixture(t, WithMnemonicSealer(envelope.NewLocalSealer(mnID.Recipient())))
+	req := hoodiRequest("sep", 2)
+	req.Format = FormatRaw
+	res, err := f.gen.Generate(context.Background(), req, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, rec, err := f.opener.Open(context.Background(), res.Validators[1].Pubkey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Destroy()
+	if s.UnsafeMnemonic() != nil {
+		t.Fatal("the signing side saw the mnemonic")
+	}
+	if _, _, err := OpenMnemonic(context.Background(), envelope.NewLocalOpener(f.identity), rec); !errors.Is(err, envelope.ErrAuth) {
+		t.Fatalf("signing key opened the mnemonic: %v", err)
+	}
+	m, idx, err := OpenMnemonic(context.Background(), envelope.NewLocalOpener(mnID), rec)
+	if err != nil || idx != 0 || m.Len() == 0 {
+		t.Fatalf("mnemonic: %v", err)
+	}
+	m.Destroy()
+}
+
+// TestSwappedSecretsFailToOpen: a sealed secret moved to another record
+// does not open (the encryption context binds it to its pubkey).
+func TestSwappedSecretsFailToOpen(t *testing.T) {
+	f := newFixture(t)
+	req := hoodiRequest("swap", 2)
+	req.Format = FormatRaw
+	res, err := f.gen.Generate(context.Background(), req, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, _ := f.store.Get(context.Background(), res.Validators[0].Pubkey)
+	b, _ := f.store.Get(context.Background(), res.Validators[1].Pubkey)
+	a.Sealed = b.Sealed
+	if _, err := f.opener.OpenRecord(context.Background(), a); !errors.Is(err, envelope.ErrAuth) {
+		t.Fatalf("swapped secret: %v", err)
+	}
+	other, _ := age.GenerateX25519Identity()
+	if _, _, err := NewOpener(f.store, envelope.NewLocalOpener(other)).Open(context.Background(), b.Pubkey); !errors.Is(err, envelope.ErrAuth) {
+		t.Fatalf("wrong identity: %v", err)
+	}
+}
+
+// flakyStore fails Put as a store that is down would: before or after the
+// write lands.
+type flakyStore struct {
+	store.Store
+	mu        sync.Mutex
+	puts      int
+	failFrom  int  // first Put (1-based) that fails
+	failCount int  // how many fail
+	landed    bool // the failing Put still writes (lost reply)
+}
+
+func (s *flakyStore) Put(ctx context.Context, recs ...*store.Record) error {
+	s.mu.Lock()
+	s.puts++
+	fail := s.puts >= s.failFrom && s.puts < s.failFrom+s.failCount
+	s.mu.Unlock()
+	if !fail {
+		return s.Store.Put(ctx, recs...)
+	}
+	if s.landed {
+		_ = s.Store.Put(ctx, recs...)
+	}
+	return fmt.Errorf("%w: injected outage", store.ErrUnavailable)
+}
+
+func (s *flakyStore) Query(ctx context.Context, f store.Filter) iter.Seq2[*store.Record, error] {
+	return s.Store.Query(ctx, f)
+}
+
+func TestStoreFaults(t *testing.T) {
+	for _, c := range []struct {
+		name      string
+		failCount int
+		landed    bool
+		wantErr   bool
+	}{
+		{"brief outage is retried", 2, false, false},
+		{"lost reply is not written twice", 1, true, false},
+		{"long outage fails, re-run completes", 100, false, true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			base, err := sqlitestore.Open(context.Background(), filepath.Join(t.TempDir(), "db"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer base.Close()
+			fl := &flakyStore{Store: base, failFrom: 3, failCount: c.failCount, landed: c.landed}
+			f := newFixtureOn(t, fl)
+			req := hoodiRequest("faults", 20)
+			req.Format = FormatRaw
+			res, err := f.gen.Generate(context.Background(), req, nil)
+			if c.wantErr != (err != nil) {
+				t.Fatalf("err = %v", err)
+			}
+			if err != nil {
+				if res != nil {
+					t.Fatal("a failed run returned deposits")
+				}
+				fl.mu.Lock()
+				fl.failCount = 0
+				fl.mu.Unlock()
+				if res, err = f.gen.Generate(context.Background(), req, nil); err != nil {
+					t.Fatal(err)
+				}
+			}
+			checkAll(t, f, res, 20)
+			if n := countRecords(t, base, store.Filter{}); n != 20 {
+				t.Fatalf("%d records", n)
+			}
+		})
+	}
+}
+
+func TestKMSFaults(t *testing.T) {
+	st, err := sqlitestore.Open(context.Background(), filepath.Join(t.TempDir(), "db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	fake := envelopetest.NewKMS()
+	arn := fake.CreateKey()
+	g, err := NewGenerator(st, envelope.NewKMSSealer(fake, arn), WithInsecureKDFCost(t, 16))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := hoodiRequest("kms", 20)
+	req.Format = FormatRaw
+	// KMS refuses part way through the run: first throttling (after the
+	// SDK's own retries), then a denied permission.
+	for _, fault := range []error{envelopetest.Throttling(), envelopetest.AccessDenied()} {
+		fake.ClearFailures()
+		var sealed atomic.Int32
+		g.afterSeal = func(int) {
+			if sealed.Add(1) == 5 {
+				fake.Fail(envelopetest.OpGenerateDataKey, -1, fault)
+			}
+		}
+		res, err := g.Generate(context.Background(), req, nil)
+		if err == nil || res != nil {
+			t.Fatalf("KMS fault %v: run reported success", fault)
+		}
+		var code string
+		if strings.Contains(err.Error(), "Throttling") {
+			code = "Throttling"
+		} else if strings.Contains(err.Error(), "AccessDenied") {
+			code = "AccessDenied"
+		}
+		if code == "" || strings.Contains(err.Error(), "\n") {
+			t.Fatalf("error does not name the KMS fault in one line: %v", err)
+		}
+		// Every stored record opens: no record without its secret.
+		for rec, err := range st.Query(context.Background(), store.Filter{RequestID: "kms"}) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(rec.Sealed) == 0 {
+				t.Fatal("record without a sealed secret")
+			}
+		}
+	}
+	g.afterSeal = nil
+	fake.ClearFailures()
+	res, err := g.Generate(context.Background(), req, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := NewOpener(st, envelope.NewKMSOpener(fake))
+	for _, v := range res.Validators {
+		s, _, err := o.Open(context.Background(), v.Pubkey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Destroy()
+	}
+	if n := countRecords(t, st, store.Filter{}); n != 20 {
+		t.Fatalf("%d records", n)
+	}
+}
+
+func TestRequestValidation(t *testing.T) {
+	f := newFixture(t)
+	a, _ := depositdata.ParseAddress("0x0f51bb10119727a7e5eA3538074fb341F56B09Ad", false)
+	for name, req := range map[string]Request{
+		"no id":        {Count: 1, Network: depositdata.Hoodi},
+		"count 0":      {ID: "x", Network: depositdata.Hoodi},
+		"count huge":   {ID: "x", Count: MaxCount + 1, Network: depositdata.Hoodi},
+		"no network":   {ID: "x", Count: 1},
+		"bad format":   {ID: "x", Count: 1, Network: depositdata.Hoodi, Format: "pem"},
+		"kpm too big":  {ID: "x", Count: 1, Network: depositdata.Hoodi, KeysPerMnemonic: 51},
+		"amount low":   {ID: "x", Count: 1, Network: depositdata.Hoodi, Amount: 1},
+		"amount high":  {ID: "x", Count: 1, Network: depositdata.Hoodi, Amount: 33 * depositdata.GweiPerETH},
+		"0x02 no addr": {ID: "x", Count: 1, Network: depositdata.Hoodi, Withdrawal: Withdrawal{Compounding: true}},
+		"0x02 > 2048":  {ID: "x", Count: 1, Network: depositdata.Hoodi, Withdrawal: Withdrawal{Address: &a, Compounding: true}, Amount: 2049 * depositdata.GweiPerETH},
+	} {
+		if _, err := f.gen.Generate(context.Background(), req, nil); !errors.Is(err, ErrRequest) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	if n := countRecords(t, f.store, store.Filter{}); n != 0 {
+		t.Fatal("invalid requests stored something")
+	}
+	_ = rand.Reader
+}

@@ -1,0 +1,429 @@
+package custody
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"iter"
+	"slices"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ethkeygen/ethkeygen/depositdata"
+	"github.com/ethkeygen/ethkeygen/envelope"
+	"github.com/ethkeygen/ethkeygen/internal/version"
+	"github.com/ethkeygen/ethkeygen/keygen"
+	"github.com/ethkeygen/ethkeygen/keygen/keystore"
+	"github.com/ethkeygen/ethkeygen/store"
+)
+
+// MaxKeysPerMnemonic bounds how many validators share one mnemonic: they are
+// stored in one atomic write, and DynamoDB transactions hold 100 items (two
+// per record).
+const MaxKeysPerMnemonic = 50
+
+// ErrRequestReused reports a request id that was used before with other
+// parameters.
+var ErrRequestReused = errors.New("custody: request id already used with different parameters")
+
+// GenerateStore is what Generate needs of a store.
+type GenerateStore interface {
+	CreateRequest(ctx context.Context, r store.Request) (store.Request, error)
+	Put(ctx context.Context, recs ...*store.Record) error
+	Get(ctx context.Context, pubkey string) (*store.Record, error)
+	Query(ctx context.Context, f store.Filter) iter.Seq2[*store.Record, error]
+}
+
+var _ GenerateStore = store.Store(nil)
+
+// Request asks for Count new validators. Repeating a request with the same
+// ID returns the same validators and creates none twice; a request
+// interrupted half way is completed by repeating it.
+type Request struct {
+	ID              string // required; the idempotency key
+	Count           int
+	Network         depositdata.Network
+	Withdrawal      Withdrawal
+	Amount          uint64       // gwei; 0 means 32 ETH
+	Format          SecretFormat // default FormatKeystore
+	KDF             keystore.KDF // for FormatKeystore; default scrypt
+	KeysPerMnemonic int          // validators per fresh mnemonic; default 1
+}
+
+func (r *Request) normalize() error {
+	if r.ID == "" || len(r.ID) > 200 {
+		return fmt.Errorf("%w: request id must be 1 to 200 characters", ErrRequest)
+	}
+	if r.Count < 1 || r.Count > MaxCount {
+		return fmt.Errorf("%w: count %d (want 1 to %d)", ErrRequest, r.Count, MaxCount)
+	}
+	if r.Amount == 0 {
+		r.Amount = depositdata.MaxAmount
+	}
+	if r.Format == "" {
+		r.Format = FormatKeystore
+	}
+	if r.Format != FormatKeystore && r.Format != FormatRaw {
+		return fmt.Errorf("%w: secret format %q (want keystore or raw)", ErrRequest, r.Format)
+	}
+	if r.KDF == "" {
+		r.KDF = keystore.Scrypt
+	}
+	if r.KDF != keystore.Scrypt && r.KDF != keystore.PBKDF2 {
+		return fmt.Errorf("%w: kdf %q", ErrRequest, r.KDF)
+	}
+	if r.KeysPerMnemonic == 0 {
+		r.KeysPerMnemonic = 1
+	}
+	if r.KeysPerMnemonic < 1 || r.KeysPerMnemonic > MaxKeysPerMnemonic {
+		return fmt.Errorf("%w: keys per mnemonic %d (want 1 to %d)", ErrRequest, r.KeysPerMnemonic, MaxKeysPerMnemonic)
+	}
+	if r.Network.Name == "" {
+		return fmt.Errorf("%w: network is required", ErrRequest)
+	}
+	return r.Withdrawal.check(r.Amount)
+}
+
+// fingerprint hashes every parameter that shapes the validators.
+func (r *Request) fingerprint(separateMnemonic bool) string {
+	var addr string
+	if r.Withdrawal.Address != nil {
+		addr = r.Withdrawal.Address.String()
+	}
+	b, _ := json.Marshal([]any{r.Count, r.Network.Name, hex.EncodeToString(r.Network.ForkVersion[:]), addr, r.Withdrawal.Compounding,
+		r.Amount, r.Format, r.KDF, r.KeysPerMnemonic, separateMnemonic})
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+// Validator is the public result for one validator.
+type Validator struct {
+	Slot    int
+	Pubkey  string
+	Deposit *depositdata.Deposit
+	Status  store.Status
+}
+
+// Result is what Generate returns: public data only.
+type Result struct {
+	RequestID  string
+	Validators []Validator // in slot order
+	Created    int         // validators created by this call (the rest existed)
+}
+
+// Deposits are the deposit entries of the result, in slot order.
+func (r *Result) Deposits() []*depositdata.Deposit {
+	out := make([]*depositdata.Deposit, len(r.Validators))
+	for i, v := range r.Validators {
+		out[i] = v.Deposit
+	}
+	return out
+}
+
+// Generator makes validators and stores them sealed. It can seal but holds
+// nothing that opens what it sealed.
+type Generator struct {
+	store          GenerateStore
+	sealer         envelope.Sealer
+	mnemonicSealer envelope.Sealer
+	random         io.Reader
+	maxMemory      int64
+	provenance     store.Provenance
+	keystoreOpts   []keystore.Option
+	now            func() time.Time
+	afterSeal      func(slot int) // test hook: called before each Put
+}
+
+// Option configures a Generator.
+type Option interface{ apply(*Generator) error }
+
+type optionFunc func(*Generator) error
+
+func (f optionFunc) apply(g *Generator) error { return f(g) }
+
+// WithMnemonicSealer seals each mnemonic under a separate key (a second KMS
+// key or recipient), so the side that opens signing keys never sees it.
+func WithMnemonicSealer(s envelope.Sealer) Option {
+	return optionFunc(func(g *Generator) error { g.mnemonicSealer = s; return nil })
+}
+
+// WithRandom replaces crypto/rand (it must be safe for concurrent use).
+func WithRandom(r io.Reader) Option {
+	return optionFunc(func(g *Generator) error { g.random = r; return nil })
+}
+
+// WithMaxMemory bounds the memory of key generation (bytes).
+func WithMaxMemory(n int64) Option {
+	return optionFunc(func(g *Generator) error {
+		if n < 0 {
+			return errors.New("custody: negative memory bound")
+		}
+		g.maxMemory = n
+		return nil
+	})
+}
+
+// WithInsecureKDFCost lowers the keystore KDF cost. Tests only.
+func WithInsecureKDFCost(t testing.TB, cost int) Option {
+	return optionFunc(func(g *Generator) error {
+		g.keystoreOpts = append(g.keystoreOpts, keystore.WithInsecureCost(t, cost))
+		return nil
+	})
+}
+
+// NewGenerator makes a Generator that seals with sealer and writes to st.
+func NewGenerator(st GenerateStore, sealer envelope.Sealer, opts ...Option) (*Generator, error) {
+	if st == nil || sealer == nil {
+		return nil, errors.New("custody: a store and a sealer are required")
+	}
+	g := &Generator{store: st, sealer: sealer, random: rand.Reader, now: time.Now,
+		provenance: store.Provenance{Version: version.Version, BuildHash: version.BuildHash()}}
+	for _, o := range opts {
+		if err := o.apply(g); err != nil {
+			return nil, err
+		}
+	}
+	return g, nil
+}
+
+// Generate makes the validators of req that are not stored yet, stores each
+// group sealed and atomically, and returns every validator of the request
+// as read back from the store. progress, when set, is called with the
+// number of stored validators of the request.
+//
+// For each validator: a fresh mnemonic (or one per KeysPerMnemonic
+// validators), EIP-2333 derivation, the keystore (verified without a
+// second KDF run) or the raw key, the deposit (verified with an independent
+// BLS implementation), the sealed document, then the store write. Only what
+// the store holds is returned, so no deposit is ever returned for a secret
+// that is not stored.
+func (g *Generator) Generate(ctx context.Context, req Request, progress func(done, total int)) (*Result, error) {
+	if err := req.normalize(); err != nil {
+		return nil, err
+	}
+	fp := req.fingerprint(g.mnemonicSealer != nil)
+	existing, err := g.store.CreateRequest(ctx, store.Request{ID: req.ID, Fingerprint: fp, Count: req.Count, CreatedAt: g.now()})
+	switch {
+	case errors.Is(err, store.ErrExists):
+		if existing.Fingerprint != fp || existing.Count != req.Count {
+			return nil, fmt.Errorf("%w: %q", ErrRequestReused, req.ID)
+		}
+	case err != nil:
+		return nil, fmt.Errorf("custody: recording request: %w", err)
+	}
+
+	have, err := g.slots(ctx, req.ID)
+	if err != nil {
+		return nil, err
+	}
+	k := req.KeysPerMnemonic
+	var groups []int
+	for start := 0; start < req.Count; start += k {
+		for s := start; s < min(start+k, req.Count); s++ {
+			if _, ok := have[s]; !ok {
+				groups = append(groups, start)
+				break
+			}
+		}
+	}
+	var done atomic.Int64
+	done.Store(int64(len(have)))
+	if progress != nil {
+		progress(len(have), req.Count)
+	}
+	perWorker := int64(16 << 20)
+	if req.Format == FormatKeystore {
+		perWorker = kdfMemory(req.KDF)
+	}
+	workers := Workers(g.maxMemory, perWorker)
+	if req.Format == FormatRaw {
+		workers *= 2 // little CPU each: overlap the store round trips
+	}
+	created := atomic.Int64{}
+	err = forEach(ctx, len(groups), workers, func(ctx context.Context, i int) error {
+		start := groups[i]
+		n, err := g.makeGroup(ctx, &req, start, min(k, req.Count-start))
+		if err != nil {
+			return err
+		}
+		created.Add(int64(n))
+		total := done.Add(int64(min(k, req.Count-start)))
+		if progress != nil {
+			progress(int(total), req.Count)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	have, err = g.slots(ctx, req.ID)
+	if err != nil {
+		return nil, err
+	}
+	res := &Result{RequestID: req.ID, Created: int(created.Load())}
+	for s := 0; s < req.Count; s++ {
+		v, ok := have[s]
+		if !ok {
+			return nil, fmt.Errorf("custody: request %q: slot %d missing after generation", req.ID, s)
+		}
+		res.Validators = append(res.Validators, v)
+	}
+	return res, nil
+}
+
+// slots reads back the stored validators of a request.
+func (g *Generator) slots(ctx context.Context, id string) (map[int]Validator, error) {
+	out := map[int]Validator{}
+	for rec, err := range g.store.Query(ctx, store.Filter{RequestID: id}) {
+		if err != nil {
+			return nil, fmt.Errorf("custody: reading request %q: %w", id, err)
+		}
+		v, err := validatorOf(rec)
+		if err != nil {
+			return nil, err
+		}
+		out[rec.Slot] = v
+	}
+	return out, nil
+}
+
+func validatorOf(rec *store.Record) (Validator, error) {
+	var d depositdata.Deposit
+	if err := json.Unmarshal(rec.DepositData, &d); err != nil || d.Pubkey != rec.Pubkey {
+		return Validator{}, fmt.Errorf("custody: record %s has malformed deposit data", rec.Pubkey)
+	}
+	return Validator{Slot: rec.Slot, Pubkey: rec.Pubkey, Deposit: &d, Status: rec.Status}, nil
+}
+
+// makeGroup creates the n validators of one mnemonic, starting at slot
+// start, and stores them in one atomic write. It returns how many it
+// created (0 when another run stored the group first).
+func (g *Generator) makeGroup(ctx context.Context, req *Request, start, n int) (int, error) {
+	mnemonic, err := keygen.NewMnemonic(g.random, keygen.English)
+	if err != nil {
+		return 0, err
+	}
+	defer mnemonic.Destroy()
+	seed := mnemonic.Seed("")
+	defer seed.Destroy()
+	recs := make([]*store.Record, 0, n)
+	for j := range n {
+		rec, err := g.makeValidator(ctx, req, seed, mnemonic, start+j, uint32(j))
+		if err != nil {
+			return 0, err
+		}
+		recs = append(recs, rec)
+	}
+	if g.afterSeal != nil {
+		g.afterSeal(start)
+	}
+	return g.put(ctx, recs)
+}
+
+func (g *Generator) makeValidator(ctx context.Context, req *Request, seed *keygen.Bytes, mnemonic *keygen.Mnemonic, slot int, index uint32) (*store.Record, error) {
+	v, err := keygen.DeriveValidator(seed, index)
+	if err != nil {
+		return nil, err
+	}
+	defer v.Destroy()
+	creds := req.Withdrawal.Credentials(v)
+	dep, err := depositdata.Build(v.Signing, creds, req.Amount, req.Network)
+	if err != nil {
+		return nil, err
+	}
+	depJSON, err := json.Marshal(dep)
+	if err != nil {
+		return nil, err
+	}
+	doc := secretDoc{pubkey: dep.Pubkey, format: req.Format, index: index}
+	if g.mnemonicSealer == nil {
+		doc.mnemonic = []byte(mnemonic.UnsafeString())
+	}
+	switch req.Format {
+	case FormatKeystore:
+		password, err := keystore.RandomPassword(g.random)
+		if err != nil {
+			return nil, err
+		}
+		defer password.Destroy()
+		opts := append([]keystore.Option{keystore.WithKDF(req.KDF), keystore.WithPubkey(v.Signing.PublicKey()),
+			keystore.WithPath(keygen.SigningPath(index))}, g.keystoreOpts...)
+		ks, err := keystore.Encrypt(g.random, v.Signing.UnsafeBytes(), password.UnsafeBytes(), opts...)
+		if err != nil {
+			return nil, err
+		}
+		if doc.keystore, err = ks.Marshal(); err != nil {
+			return nil, err
+		}
+		doc.password = password.UnsafeBytes()
+	case FormatRaw:
+		doc.key = v.Signing.UnsafeBytes()
+	}
+	plain := doc.marshal()
+	sealed, err := g.sealer.Seal(ctx, plain, envelope.Context{envelope.PubkeyKey: dep.Pubkey, envelope.PurposeKey: PurposeSecret})
+	keygen.Wipe(plain)
+	keygen.Wipe(doc.mnemonic)
+	if err != nil {
+		return nil, fmt.Errorf("custody: sealing: %w", err)
+	}
+	rec := &store.Record{
+		Pubkey: dep.Pubkey, RequestID: req.ID, Slot: slot, Network: req.Network.Name,
+		WithdrawalCredentials: dep.WithdrawalCredentials, DepositData: depJSON, Sealed: sealed,
+		Status: store.StatusGenerated, CreatedAt: g.now().UTC(), Provenance: g.provenance,
+	}
+	if g.mnemonicSealer != nil {
+		md := secretDoc{pubkey: dep.Pubkey, format: "mnemonic", index: index, mnemonic: []byte(mnemonic.UnsafeString())}
+		plain := md.marshal()
+		rec.SealedMnemonic, err = g.mnemonicSealer.Seal(ctx, plain, envelope.Context{envelope.PubkeyKey: dep.Pubkey, envelope.PurposeKey: PurposeMnemonic})
+		keygen.Wipe(plain)
+		keygen.Wipe(md.mnemonic)
+		if err != nil {
+			return nil, fmt.Errorf("custody: sealing mnemonic: %w", err)
+		}
+	}
+	return rec, nil
+}
+
+// putAttempts bounds retries of a store write whose outcome is unknown.
+const putAttempts = 4
+
+// put stores one group atomically. A slot already taken means a concurrent
+// run of the same request stored its own group first: ours is dropped
+// (never stored, so nothing is orphaned). After ErrUnavailable the outcome
+// is unknown, so put checks with Get before retrying.
+func (g *Generator) put(ctx context.Context, recs []*store.Record) (int, error) {
+	var err error
+	for attempt := range putAttempts {
+		if attempt > 0 {
+			select {
+			case <-ctx.Done():
+				return 0, ctx.Err()
+			case <-time.After(time.Duration(50<<attempt) * time.Millisecond):
+			}
+			got, gerr := g.store.Get(ctx, recs[0].Pubkey)
+			if gerr == nil && slices.Equal(got.Sealed, recs[0].Sealed) {
+				return len(recs), nil // the earlier write landed
+			}
+			if gerr != nil && !errors.Is(gerr, store.ErrNotFound) {
+				err = gerr
+				continue
+			}
+		}
+		err = g.store.Put(ctx, recs...)
+		switch {
+		case err == nil:
+			return len(recs), nil
+		case errors.Is(err, store.ErrExists):
+			return 0, nil
+		case !errors.Is(err, store.ErrUnavailable):
+			return 0, fmt.Errorf("custody: storing: %w", err)
+		}
+	}
+	return 0, fmt.Errorf("custody: storing (gave up after %d attempts; run the same request again to complete it): %w", putAttempts, err)
+}

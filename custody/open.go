@@ -1,0 +1,92 @@
+package custody
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/ethkeygen/ethkeygen/envelope"
+	"github.com/ethkeygen/ethkeygen/keygen"
+	"github.com/ethkeygen/ethkeygen/store"
+)
+
+// OpenStore is what Open needs of a store.
+type OpenStore interface {
+	Get(ctx context.Context, pubkey string) (*store.Record, error)
+}
+
+// Opener opens stored validators. It runs only in protected compute: it
+// holds the right to decrypt.
+type Opener struct {
+	store  OpenStore
+	opener envelope.Opener
+}
+
+// NewOpener makes an Opener reading from st and decrypting with op.
+func NewOpener(st OpenStore, op envelope.Opener) *Opener {
+	return &Opener{store: st, opener: op}
+}
+
+// Open fetches the record of pubkey, decrypts its sealed secret under the
+// record's encryption context, and checks that the secret's key derives
+// the record's pubkey and that the deposit data names it. The secret comes
+// back in a redacting type; call Destroy when done.
+func (o *Opener) Open(ctx context.Context, pubkey string) (*Secret, *store.Record, error) {
+	rec, err := o.store.Get(ctx, pubkey)
+	if err != nil {
+		return nil, nil, fmt.Errorf("custody: fetching %s: %w", short(pubkey), err)
+	}
+	s, err := o.OpenRecord(ctx, rec)
+	return s, rec, err
+}
+
+// OpenRecord is Open for a record already fetched.
+func (o *Opener) OpenRecord(ctx context.Context, rec *store.Record) (*Secret, error) {
+	if _, err := validatorOf(rec); err != nil {
+		return nil, err
+	}
+	plain, err := o.opener.Open(ctx, rec.Sealed, envelope.Context{envelope.PubkeyKey: rec.Pubkey, envelope.PurposeKey: PurposeSecret})
+	if err != nil {
+		return nil, fmt.Errorf("custody: opening %s: %w", short(rec.Pubkey), err)
+	}
+	defer keygen.Wipe(plain)
+	s, err := parseSecret(plain, rec.Pubkey)
+	if err != nil {
+		return nil, fmt.Errorf("custody: opening %s: %w", short(rec.Pubkey), err)
+	}
+	return s, nil
+}
+
+// OpenMnemonic opens the separately sealed mnemonic of a record with op
+// (the mnemonic key's opener). It returns the mnemonic and the key's index.
+func OpenMnemonic(ctx context.Context, op envelope.Opener, rec *store.Record) (*keygen.Bytes, uint32, error) {
+	if rec.SealedMnemonic == nil {
+		return nil, 0, errors.New("custody: record has no separately sealed mnemonic")
+	}
+	plain, err := op.Open(ctx, rec.SealedMnemonic, envelope.Context{envelope.PubkeyKey: rec.Pubkey, envelope.PurposeKey: PurposeMnemonic})
+	if err != nil {
+		return nil, 0, fmt.Errorf("custody: opening mnemonic of %s: %w", short(rec.Pubkey), err)
+	}
+	defer keygen.Wipe(plain)
+	var d rawDoc
+	if err := json.Unmarshal(plain, &d); err != nil || d.Pubkey != rec.Pubkey || d.Format != "mnemonic" {
+		return nil, 0, fmt.Errorf("%w: mnemonic document", ErrSecret)
+	}
+	m, err := unquoteSecret(d.Mnemonic)
+	if err != nil {
+		return nil, 0, err
+	}
+	if err := checkMnemonic(m, d.Index, rec.Pubkey); err != nil {
+		m.Destroy()
+		return nil, 0, err
+	}
+	return m, d.Index, nil
+}
+
+func short(pubkey string) string {
+	if len(pubkey) > 16 {
+		return "0x" + pubkey[:16] + "…"
+	}
+	return "0x" + pubkey
+}
