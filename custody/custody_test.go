@@ -478,3 +478,36 @@ func TestRequestValidation(t *testing.T) {
 	}
 	_ = rand.Reader
 }
+
+func TestSpec(t *testing.T) {
+	good := `{"request_id":"r1","count":3,"chain":"hoodi","withdrawal_address":"0x0f51bb10119727a7e5eA3538074fb341F56B09Ad","compounding":true,"amount_gwei":64000000000}`
+	s, err := ParseSpec([]byte(good))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := s.Request()
+	if err != nil || r.Count != 3 || r.Network != depositdata.Hoodi || !r.Withdrawal.Compounding || r.Amount != 64e9 || r.Format != FormatKeystore {
+		t.Fatalf("%+v %v", r, err)
+	}
+	for name, bad := range map[string]string{
+		"unknown field": `{"request_id":"r","count":1,"chain":"hoodi","extra":1}`,
+		"trailing":      `{"request_id":"r","count":1,"chain":"hoodi"} {}`,
+		"not json":      `{`,
+		"count string":  `{"request_id":"r","count":"1","chain":"hoodi"}`,
+		"huge":          `{"request_id":"` + strings.Repeat("a", MaxSpecSize) + `"}`,
+	} {
+		if _, err := ParseSpec([]byte(bad)); !errors.Is(err, ErrRequest) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	for name, bad := range map[string]Spec{
+		"no chain":     {RequestID: "r", Count: 1},
+		"bad chain":    {RequestID: "r", Count: 1, Chain: "goerli"},
+		"bad checksum": {RequestID: "r", Count: 1, Chain: "hoodi", WithdrawalAddress: "0x0F51bb10119727a7e5eA3538074fb341F56B09Ad"},
+		"count 0":      {RequestID: "r", Chain: "hoodi"},
+	} {
+		if _, err := bad.Request(); err == nil {
+			t.Errorf("%s accepted", name)
+		}
+	}
+}

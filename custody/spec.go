@@ -1,0 +1,83 @@
+package custody
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+
+	"github.com/ethkeygen/ethkeygen/depositdata"
+	"github.com/ethkeygen/ethkeygen/keygen/keystore"
+)
+
+// MaxSpecSize bounds an encoded Spec.
+const MaxSpecSize = 16 << 10
+
+// Spec is the wire form of a Request, as the Lambda event and the fan-out
+// batches carry it:
+//
+//	{"request_id": "...", "count": N, "chain": "hoodi", "withdrawal_address": "0x...",
+//	 "compounding": false, "amount_gwei": 32000000000}
+type Spec struct {
+	RequestID             string `json:"request_id"`
+	Count                 int    `json:"count"`
+	Chain                 string `json:"chain,omitempty"`
+	ForkVersion           string `json:"fork_version,omitempty"`
+	WithdrawalAddress     string `json:"withdrawal_address,omitempty"`
+	AllowLowercaseAddress bool   `json:"allow_lowercase_address,omitempty"`
+	Compounding           bool   `json:"compounding,omitempty"`
+	AmountGwei            uint64 `json:"amount_gwei,omitempty"`
+	SecretFormat          string `json:"secret_format,omitempty"`
+	KDF                   string `json:"kdf,omitempty"`
+	KeysPerMnemonic       int    `json:"keys_per_mnemonic,omitempty"`
+}
+
+// ParseSpec decodes a Spec strictly: unknown fields, trailing data and
+// oversized input are errors.
+func ParseSpec(b []byte) (Spec, error) {
+	var s Spec
+	if len(b) > MaxSpecSize {
+		return s, fmt.Errorf("%w: request larger than %d bytes", ErrRequest, MaxSpecSize)
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&s); err != nil {
+		return s, fmt.Errorf("%w: %v", ErrRequest, err)
+	}
+	if dec.More() {
+		return s, fmt.Errorf("%w: trailing data after the request", ErrRequest)
+	}
+	return s, nil
+}
+
+// Network resolves Chain and ForkVersion.
+func (s Spec) Network() (depositdata.Network, error) {
+	switch {
+	case s.ForkVersion != "":
+		return depositdata.CustomNetwork(s.Chain, s.ForkVersion)
+	case s.Chain != "":
+		return depositdata.NetworkByName(s.Chain)
+	}
+	return depositdata.Network{}, fmt.Errorf("%w: chain or fork_version is required", ErrRequest)
+}
+
+// Request resolves the Spec into a validated Request.
+func (s Spec) Request() (Request, error) {
+	network, err := s.Network()
+	if err != nil {
+		return Request{}, err
+	}
+	r := Request{ID: s.RequestID, Count: s.Count, Network: network, Amount: s.AmountGwei,
+		Format: SecretFormat(s.SecretFormat), KDF: keystore.KDF(s.KDF), KeysPerMnemonic: s.KeysPerMnemonic}
+	if s.WithdrawalAddress != "" {
+		a, err := depositdata.ParseAddress(s.WithdrawalAddress, s.AllowLowercaseAddress)
+		if err != nil {
+			return Request{}, err
+		}
+		r.Withdrawal.Address = &a
+	}
+	r.Withdrawal.Compounding = s.Compounding
+	if err := r.normalize(); err != nil {
+		return Request{}, err
+	}
+	return r, nil
+}

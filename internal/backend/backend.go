@@ -1,0 +1,197 @@
+// Package backend turns adapter configuration (flags, environment) into the
+// store, sealers and openers the pipeline uses: the embedded default (one
+// SQLite file and a local age identity) or AWS (DynamoDB and KMS), in any
+// combination. It is the one place adapters share this wiring.
+package backend
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"filippo.io/age"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/kms"
+
+	"github.com/ethkeygen/ethkeygen/envelope"
+	"github.com/ethkeygen/ethkeygen/store"
+	"github.com/ethkeygen/ethkeygen/store/dynamostore"
+	"github.com/ethkeygen/ethkeygen/store/sqlitestore"
+)
+
+// DefaultDBPath is the embedded store of the CLI.
+const DefaultDBPath = "ethkeygen.db"
+
+// Config selects the backends.
+type Config struct {
+	DBPath        string // embedded store file, used when DynamoDBTable is empty
+	DynamoDBTable string // DynamoDB table: use DynamoDB
+	KMSKeyID      string // KMS key ARN or alias: seal with KMS
+	Recipient     string // age recipient (age1...): seal locally to it
+	KeyDir        string // where the local identity and recipient files live
+	Region        string // AWS region (else the standard AWS environment)
+
+	// Separate key for mnemonics (optional): a KMS key or an age recipient.
+	MnemonicKMSKeyID  string
+	MnemonicRecipient string
+
+	// Notify receives one-time notices (e.g. where a new identity was created).
+	Notify func(string)
+
+	awsOnce sync.Once
+	awsCfg  aws.Config
+	awsErr  error
+}
+
+// DefaultKeyDir is $ETHKEYGEN_HOME, else the user config dir's ethkeygen.
+func DefaultKeyDir() string {
+	if d := os.Getenv("ETHKEYGEN_HOME"); d != "" {
+		return d
+	}
+	if d, err := os.UserConfigDir(); err == nil {
+		return filepath.Join(d, "ethkeygen")
+	}
+	return ".ethkeygen"
+}
+
+// IdentityPath is the local identity file (the decryption key of the
+// embedded default).
+func (c *Config) IdentityPath() string { return filepath.Join(c.keyDir(), "identity.txt") }
+
+// RecipientPath is the local recipient file (public).
+func (c *Config) RecipientPath() string { return filepath.Join(c.keyDir(), "recipient.txt") }
+
+func (c *Config) keyDir() string {
+	if c.KeyDir != "" {
+		return c.KeyDir
+	}
+	return DefaultKeyDir()
+}
+
+// AWS loads the AWS configuration once: the standard chain (environment,
+// profiles, instance role), AWS_ENDPOINT_URL_* included.
+func (c *Config) AWS(ctx context.Context) (aws.Config, error) {
+	c.awsOnce.Do(func() {
+		var opts []func(*config.LoadOptions) error
+		if c.Region != "" {
+			opts = append(opts, config.WithRegion(c.Region))
+		}
+		c.awsCfg, c.awsErr = config.LoadDefaultConfig(ctx, opts...)
+		if c.awsErr == nil && c.awsCfg.Region == "" {
+			c.awsErr = errors.New("no AWS region: pass --region or set AWS_REGION")
+		}
+	})
+	return c.awsCfg, c.awsErr
+}
+
+// OpenStore opens DynamoDB when a table is configured, else the embedded
+// store file.
+func (c *Config) OpenStore(ctx context.Context) (store.Store, error) {
+	if c.DynamoDBTable != "" {
+		cfg, err := c.AWS(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return dynamostore.New(dynamodb.NewFromConfig(cfg), c.DynamoDBTable)
+	}
+	path := c.DBPath
+	if path == "" {
+		path = DefaultDBPath
+	}
+	return sqlitestore.Open(ctx, path)
+}
+
+// Sealers returns the sealer for validator secrets and, when configured,
+// the separate sealer for mnemonics (nil otherwise).
+func (c *Config) Sealers(ctx context.Context) (secret, mnemonic envelope.Sealer, err error) {
+	if secret, err = c.sealer(ctx, c.KMSKeyID, c.Recipient, true); err != nil {
+		return nil, nil, err
+	}
+	if c.MnemonicKMSKeyID != "" || c.MnemonicRecipient != "" {
+		if mnemonic, err = c.sealer(ctx, c.MnemonicKMSKeyID, c.MnemonicRecipient, false); err != nil {
+			return nil, nil, err
+		}
+	}
+	return secret, mnemonic, nil
+}
+
+func (c *Config) sealer(ctx context.Context, kmsKey, recipient string, useDefault bool) (envelope.Sealer, error) {
+	switch {
+	case kmsKey != "" && recipient != "":
+		return nil, errors.New("choose a KMS key or an age recipient, not both")
+	case kmsKey != "":
+		cfg, err := c.AWS(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return envelope.NewKMSSealer(kms.NewFromConfig(cfg), kmsKey), nil
+	case recipient != "":
+		r, err := age.ParseX25519Recipient(recipient)
+		if err != nil {
+			return nil, fmt.Errorf("age recipient %q: %w", recipient, err)
+		}
+		return envelope.NewLocalSealer(r), nil
+	case useDefault:
+		r, err := c.localRecipient()
+		if err != nil {
+			return nil, err
+		}
+		return envelope.NewLocalSealer(r), nil
+	}
+	return nil, errors.New("no key configured")
+}
+
+// localRecipient reads recipient.txt; on first use it creates the identity
+// (0600) and the recipient file and says where, once.
+func (c *Config) localRecipient() (*age.X25519Recipient, error) {
+	r, err := envelope.LoadRecipient(c.RecipientPath())
+	if err == nil || !errors.Is(err, fs.ErrNotExist) {
+		return r, err
+	}
+	id, created, err := envelope.LoadOrCreateIdentity(c.IdentityPath())
+	if err != nil {
+		return nil, err
+	}
+	if err := envelope.WriteRecipientFile(c.RecipientPath(), id.Recipient()); err != nil {
+		return nil, err
+	}
+	if created && c.Notify != nil {
+		c.Notify(fmt.Sprintf("created the local decryption identity %s (mode 0600; keep it away from the generator, which needs only %s)",
+			c.IdentityPath(), c.RecipientPath()))
+	}
+	return id.Recipient(), nil
+}
+
+// Opener returns the decrypting side: KMS when useKMS, else the local
+// identity (identityFile, or the default one).
+func (c *Config) Opener(ctx context.Context, useKMS bool, identityFile string) (envelope.Opener, error) {
+	if useKMS {
+		cfg, err := c.AWS(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return envelope.NewKMSOpener(kms.NewFromConfig(cfg)), nil
+	}
+	if identityFile == "" {
+		identityFile = c.IdentityPath()
+	}
+	id, err := loadIdentity(identityFile)
+	if err != nil {
+		return nil, err
+	}
+	return envelope.NewLocalOpener(id), nil
+}
+
+func loadIdentity(path string) (*age.X25519Identity, error) {
+	if _, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("identity file: %w", err)
+	}
+	id, _, err := envelope.LoadOrCreateIdentity(path)
+	return id, err
+}
