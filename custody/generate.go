@@ -284,7 +284,7 @@ func (g *Generator) slots(ctx context.Context, id string) (map[int]Validator, er
 		if err != nil {
 			return nil, fmt.Errorf("custody: reading request %q: %w", id, err)
 		}
-		v, err := validatorOf(rec)
+		v, err := ValidatorOf(rec)
 		if err != nil {
 			return nil, err
 		}
@@ -293,7 +293,8 @@ func (g *Generator) slots(ctx context.Context, id string) (map[int]Validator, er
 	return out, nil
 }
 
-func validatorOf(rec *store.Record) (Validator, error) {
+// ValidatorOf reads the public part of a stored record.
+func ValidatorOf(rec *store.Record) (Validator, error) {
 	var d depositdata.Deposit
 	if err := json.Unmarshal(rec.DepositData, &d); err != nil || d.Pubkey != rec.Pubkey {
 		return Validator{}, fmt.Errorf("custody: record %s has malformed deposit data", rec.Pubkey)

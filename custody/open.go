@@ -43,7 +43,7 @@ func (o *Opener) Open(ctx context.Context, pubkey string) (*Secret, *store.Recor
 
 // OpenRecord is Open for a record already fetched.
 func (o *Opener) OpenRecord(ctx context.Context, rec *store.Record) (*Secret, error) {
-	if _, err := validatorOf(rec); err != nil {
+	if _, err := ValidatorOf(rec); err != nil {
 		return nil, err
 	}
 	plain, err := o.opener.Open(ctx, rec.Sealed, envelope.Context{envelope.PubkeyKey: rec.Pubkey, envelope.PurposeKey: PurposeSecret})

@@ -43,7 +43,7 @@ func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
 	// Link fails if path exists: never overwrite a file we did not write.
 	if err := os.Link(tmp, path); err != nil {
 		if errors.Is(err, os.ErrExist) {
-			return fmt.Errorf("%s already exists", path)
+			return &ExistsError{Path: path}
 		}
 		return err
 	}
@@ -61,6 +61,11 @@ func syncDir(dir string) error {
 	_ = d.Sync() // not supported everywhere; best effort
 	return nil
 }
+
+// ExistsError reports a file that WriteFileAtomic would not replace.
+type ExistsError struct{ Path string }
+
+func (e *ExistsError) Error() string { return e.Path + " already exists" }
 
 // Batch tracks files written for one run.
 type Batch struct {
