@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"crypto/rand"
+	"encoding/hex"
 	"context"
 	"encoding/json"
 	"os"
@@ -216,4 +218,13 @@ func TestHelpEverywhere(t *testing.T) {
 	if r := runCLI(t, "existing-mnemonic", "--no-such-flag"); r.code != 2 || strings.Count(r.stderr, "\n") > 2 {
 		t.Fatal(r)
 	}
+}
+
+func randomSuffix(t *testing.T) string {
+	t.Helper()
+	b := make([]byte, 4)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(b)
 }

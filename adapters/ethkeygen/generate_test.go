@@ -1,0 +1,160 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+
+	"github.com/ethkeygen/ethkeygen/depositdata"
+	"github.com/ethkeygen/ethkeygen/internal/testenv"
+	"github.com/ethkeygen/ethkeygen/store/dynamostore"
+)
+
+type generateOutput struct {
+	RequestID   string `json:"request_id"`
+	Created     int    `json:"created"`
+	DepositData string `json:"deposit_data"`
+	Validators  []struct {
+		Slot   int    `json:"slot"`
+		Pubkey string `json:"pubkey"`
+	} `json:"validators"`
+}
+
+func generateJSON(t *testing.T, args ...string) generateOutput {
+	t.Helper()
+	r := runCLI(t, append([]string{"generate", "--json"}, args...)...)
+	if r.code != 0 {
+		t.Fatalf("generate exit %d: %s", r.code, r.stderr)
+	}
+	var out generateOutput
+	if err := json.Unmarshal([]byte(r.stdout), &out); err != nil {
+		t.Fatalf("%v: %s", err, r.stdout)
+	}
+	return out
+}
+
+// TestGenerateEmbedded runs the main job on the embedded default: generate,
+// repeat (idempotent), list, export; the deposit file verifies.
+func TestGenerateEmbedded(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("ETHKEYGEN_HOME", filepath.Join(dir, "home"))
+	db := filepath.Join(dir, "ethkeygen.db")
+	common := []string{"--chain", "hoodi", "--db", db, "--out", dir, "--secret-format", "raw"}
+	first := generateJSON(t, append([]string{"--count", "3", "--request-id", "run-1"}, common...)...)
+	if first.Created != 3 || len(first.Validators) != 3 {
+		t.Fatalf("%+v", first)
+	}
+	b, _ := os.ReadFile(first.DepositData)
+	if _, errs := depositdata.VerifyFile(b, &depositdata.Hoodi); len(errs) != 0 {
+		t.Fatal(errs)
+	}
+	st, _ := os.Stat(filepath.Join(dir, "home", "identity.txt"))
+	if st == nil || st.Mode().Perm() != 0o600 {
+		t.Fatal("identity file missing or not 0600")
+	}
+	again := generateJSON(t, append([]string{"--count", "3", "--request-id", "run-1"}, common...)...)
+	if again.Created != 0 || again.Validators[2].Pubkey != first.Validators[2].Pubkey {
+		t.Fatalf("repeat: %+v", again)
+	}
+	if r := runCLI(t, append([]string{"generate", "--count", "4", "--request-id", "run-1"}, common...)...); r.code == 0 || !strings.Contains(r.stderr, "different parameters") {
+		t.Fatalf("reused request id: %+v", r)
+	}
+	r := runCLI(t, "list", "--db", db, "--json")
+	if r.code != 0 || strings.Count(r.stdout, "\n") != 3 || !strings.Contains(r.stdout, `"status":"exported"`) {
+		t.Fatalf("list: %+v", r)
+	}
+	for _, v := range first.Validators {
+		if !strings.Contains(r.stdout, v.Pubkey) {
+			t.Fatal("list misses a validator")
+		}
+	}
+	// Nothing left to export; re-export the exported ones.
+	if r := runCLI(t, "export-deposits", "--db", db, "--out", filepath.Join(dir, "x.json")); r.code == 0 {
+		t.Fatal("exported nothing without failing")
+	}
+	if r := runCLI(t, "export-deposits", "--db", db, "--status", "exported", "--out", filepath.Join(dir, "again.json")); r.code != 0 {
+		t.Fatal(r.stderr)
+	}
+	b2, _ := os.ReadFile(filepath.Join(dir, "again.json"))
+	if _, errs := depositdata.VerifyFile(b2, &depositdata.Hoodi); len(errs) != 0 || len(b2) != len(b) {
+		t.Fatalf("re-export: %v", errs)
+	}
+}
+
+func TestGenerateBadInput(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("ETHKEYGEN_HOME", filepath.Join(dir, "home"))
+	db := filepath.Join(dir, "ethkeygen.db")
+	for name, c := range map[string]struct {
+		args    []string
+		mention string
+	}{
+		"unknown chain":     {[]string{"--count", "1", "--chain", "goerli"}, "unknown network"},
+		"bad checksum":      {[]string{"--count", "1", "--chain", "hoodi", "--withdrawal-address", "0x0F51bb10119727a7e5eA3538074fb341F56B09Ad"}, "EIP-55"},
+		"amount too high":   {[]string{"--count", "1", "--chain", "hoodi", "--amount-gwei", "33000000000"}, "amount"},
+		"count 0":           {[]string{"--count", "0", "--chain", "hoodi"}, "--count"},
+		"count absurd":      {[]string{"--count", "1000000", "--chain", "hoodi"}, "--count"},
+		"bad format":        {[]string{"--count", "1", "--chain", "hoodi", "--secret-format", "pem"}, "secret format"},
+		"kpm too big":       {[]string{"--count", "1", "--chain", "hoodi", "--keys-per-mnemonic", "99"}, "keys per mnemonic"},
+		"bad recipient":     {[]string{"--count", "1", "--chain", "hoodi", "--recipient", "age1nope"}, "recipient"},
+		"store unavailable": {[]string{"--count", "1", "--chain", "hoodi", "--db", filepath.Join(dir, "no", "such", "dir", "x.db")}, "store"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			out := filepath.Join(t.TempDir(), "out")
+			args := append([]string{"generate", "--db", db, "--out", out, "--secret-format", "raw"}, c.args...)
+			r := runCLI(t, args...)
+			if r.code == 0 || !strings.Contains(strings.SplitN(r.stderr, "\n", 2)[0]+r.stderr, c.mention) {
+				t.Fatalf("exit %d, stderr %q", r.code, r.stderr)
+			}
+			if entries, _ := os.ReadDir(out); len(entries) != 0 {
+				t.Fatalf("left files %v", entries)
+			}
+		})
+	}
+}
+
+// TestGenerateOnAWSStandIns runs generate against local-kms and DynamoDB
+// Local through the standard AWS environment (AWS_ENDPOINT_URL_*).
+func TestGenerateOnAWSStandIns(t *testing.T) {
+	kmsEP := testenv.KMSEndpoint(t)
+	ddbEP := testenv.DynamoDBEndpoint(t)
+	keyARN := testenv.NewKMSKey(t, testenv.AWSConfig(t, kmsEP))
+	table := "cli-" + strings.ReplaceAll(t.Name(), "/", "-") + "-" + randomSuffix(t)
+	if err := dynamostore.CreateTable(context.Background(), dynamodb.NewFromConfig(testenv.AWSConfig(t, ddbEP)), table); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("AWS_ENDPOINT_URL_KMS", kmsEP)
+	t.Setenv("AWS_ENDPOINT_URL_DYNAMODB", ddbEP)
+	t.Setenv("AWS_ACCESS_KEY_ID", "test")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "test")
+	t.Setenv("AWS_REGION", "eu-west-1")
+	dir := t.TempDir()
+	args := []string{"--count", "3", "--chain", "hoodi", "--kms-key-id", keyARN, "--dynamodb-table", table,
+		"--out", dir, "--secret-format", "raw", "--request-id", "aws-1"}
+	first := generateJSON(t, args...)
+	if first.Created != 3 {
+		t.Fatalf("%+v", first)
+	}
+	if again := generateJSON(t, args...); again.Created != 0 || again.Validators[0].Pubkey != first.Validators[0].Pubkey {
+		t.Fatalf("%+v", again)
+	}
+	r := runCLI(t, "list", "--dynamodb-table", table, "--json")
+	if r.code != 0 || strings.Count(r.stdout, "\n") != 3 {
+		t.Fatalf("%+v", r)
+	}
+	// A missing KMS key: one clear line, non-zero exit, nothing stored.
+	bad := []string{"--count", "1", "--chain", "hoodi", "--kms-key-id", "arn:aws:kms:eu-west-1:111122223333:key/00000000-0000-0000-0000-000000000000",
+		"--dynamodb-table", table, "--out", dir, "--secret-format", "raw", "--request-id", "aws-missing-key"}
+	if r := runCLI(t, append([]string{"generate"}, bad...)...); r.code == 0 || !strings.Contains(r.stderr, "NotFound") || strings.Count(r.stderr, "\n") > 2 {
+		t.Fatalf("missing key: %+v", r)
+	}
+	r = runCLI(t, "list", "--dynamodb-table", table, "--request-id", "aws-missing-key")
+	if strings.TrimSpace(r.stdout) != "" {
+		t.Fatal("a failed run stored records")
+	}
+}
