@@ -1,0 +1,324 @@
+package web3signer
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/ethkeygen/ethkeygen/internal/fsutil"
+	"github.com/ethkeygen/ethkeygen/keygen"
+	"github.com/ethkeygen/ethkeygen/keygen/keystore"
+)
+
+// Errors. Test for them with errors.Is.
+var (
+	// ErrNotEmpty reports a key directory that already has entries, given
+	// without AllowNonEmpty.
+	ErrNotEmpty = errors.New("web3signer: key directory is not empty")
+	// ErrKey reports a Key that cannot be written: a malformed or repeated
+	// pubkey, no key material, or material for another pubkey.
+	ErrKey = errors.New("web3signer: invalid key")
+	// ErrExists reports a file that WriteKeyDir would have to replace.
+	ErrExists = errors.New("web3signer: file already exists")
+)
+
+// Key is one validator key to hand to Web3Signer.
+//
+// Give either Keystore with its Password (a keystore-format secret), or
+// SecretKey alone (a raw-format secret): WriteKeyDir then encrypts it into a
+// new keystore under a fresh random password, or, with RawConfigs, writes a
+// file-raw config. If both are given, Keystore is used and SecretKey serves
+// to check the keystore's pubkey.
+//
+// WriteKeyDir neither retains nor clears Password or SecretKey.
+type Key struct {
+	Pubkey    string             // 48-byte BLS public key, hex, "0x" optional
+	Keystore  *keystore.Keystore // EIP-2335 keystore of the key, or nil
+	Password  []byte             // the keystore's password
+	SecretKey *keygen.SecretKey  // the key itself, or nil
+}
+
+// Option configures WriteKeyDir.
+type Option interface{ apply(*options) error }
+
+type options struct {
+	allowNonEmpty bool
+	raw           bool
+	verify        bool
+	ksOpts        []keystore.Option
+	random        io.Reader
+}
+
+type optionFunc func(*options) error
+
+func (f optionFunc) apply(o *options) error { return f(o) }
+
+// AllowNonEmpty lets WriteKeyDir write into a directory that already has
+// entries. Existing files are still never replaced.
+func AllowNonEmpty() Option {
+	return optionFunc(func(o *options) error { o.allowNonEmpty = true; return nil })
+}
+
+// RawConfigs writes keys given only as SecretKey as Web3Signer "file-raw"
+// configs (the private key in hex in the YAML file) instead of encrypting
+// them into a new keystore. This is weaker: anyone who can read the
+// directory reads the key with no KDF in between. Use it only for an
+// in-memory directory inside protected compute, where it saves one KDF run
+// per key at write and at Web3Signer's load.
+func RawConfigs() Option {
+	return optionFunc(func(o *options) error { o.raw = true; return nil })
+}
+
+// VerifyKeystores decrypts every given keystore with its password (one KDF
+// run per key) and checks that the key derives the pubkey before anything
+// is written. Without it, WriteKeyDir checks only the keystore's pubkey
+// field (and the SecretKey, when given), which suffices when the keystore
+// was just verified by whoever opened it, as custody.Opener does.
+func VerifyKeystores() Option {
+	return optionFunc(func(o *options) error { o.verify = true; return nil })
+}
+
+// WithKeystoreOptions passes options to keystore.Encrypt for the keystores
+// WriteKeyDir creates for raw keys (for example keystore.WithKDF, or
+// keystore.WithInsecureCost in tests).
+func WithKeystoreOptions(opts ...keystore.Option) Option {
+	return optionFunc(func(o *options) error { o.ksOpts = append(o.ksOpts, opts...); return nil })
+}
+
+// File-name suffixes of the files written per key.
+const (
+	KeystoreSuffix = ".json"
+	PasswordSuffix = ".txt"
+	ConfigSuffix   = ".yaml"
+)
+
+// FilePerm and DirPerm are the modes of what WriteKeyDir creates.
+const (
+	FilePerm os.FileMode = 0o600
+	DirPerm  os.FileMode = 0o700
+)
+
+// NormalizePubkey returns pubkey as 96 lowercase hex characters without
+// "0x", or an error wrapping ErrKey.
+func NormalizePubkey(pubkey string) (string, error) {
+	p := strings.ToLower(strings.TrimPrefix(strings.TrimPrefix(pubkey, "0x"), "0X"))
+	if b, err := hex.DecodeString(p); err != nil || len(b) != 48 {
+		return "", fmt.Errorf("%w: pubkey %q is not 48 bytes of hex", ErrKey, pubkey)
+	}
+	return p, nil
+}
+
+// file is one file to write; secret data is wiped after writing.
+type file struct {
+	name   string
+	data   []byte
+	secret bool
+}
+
+// WriteKeyDir writes a Web3Signer key directory for keys into dir, creating
+// dir (mode 0700) if it does not exist. See the package documentation for
+// the layout. It refuses a dir that has entries unless AllowNonEmpty is
+// given, never replaces a file, and on failure removes everything it wrote.
+func WriteKeyDir(dir string, keys []Key, opts ...Option) (err error) {
+	o := options{random: rand.Reader}
+	for _, opt := range opts {
+		if err := opt.apply(&o); err != nil {
+			return err
+		}
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return fmt.Errorf("web3signer: key directory: %w", err)
+	}
+
+	// Check and prepare everything in memory before touching the disk.
+	var files []file
+	defer func() {
+		for _, f := range files {
+			if f.secret {
+				keygen.Wipe(f.data)
+			}
+		}
+	}()
+	seen := make(map[string]bool, len(keys))
+	for i := range keys {
+		fs, err := prepare(abs, &keys[i], &o)
+		if err != nil {
+			return err
+		}
+		base := fs[0].name[:len(fs[0].name)-len(filepath.Ext(fs[0].name))]
+		if seen[base] {
+			return fmt.Errorf("%w: pubkey %s appears twice", ErrKey, base)
+		}
+		seen[base] = true
+		files = append(files, fs...)
+	}
+
+	created, err := prepareDir(abs, o.allowNonEmpty)
+	if err != nil {
+		return err
+	}
+	var batch fsutil.Batch
+	defer func() {
+		if err != nil {
+			batch.Rollback()
+			if created {
+				_ = os.Remove(abs)
+			}
+		}
+	}()
+	for _, f := range files {
+		if werr := batch.Write(filepath.Join(abs, f.name), f.data, FilePerm); werr != nil {
+			var ee *fsutil.ExistsError
+			if errors.As(werr, &ee) {
+				return fmt.Errorf("%w: %s", ErrExists, ee.Path)
+			}
+			return fmt.Errorf("web3signer: writing %s: %w", f.name, werr)
+		}
+	}
+	batch.Commit()
+	return nil
+}
+
+// prepareDir creates dir or checks it, and makes it 0700. It reports whether
+// it created dir.
+func prepareDir(dir string, allowNonEmpty bool) (created bool, err error) {
+	st, err := os.Stat(dir)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		if err := os.MkdirAll(filepath.Dir(dir), DirPerm); err != nil {
+			return false, fmt.Errorf("web3signer: key directory: %w", err)
+		}
+		if err := os.Mkdir(dir, DirPerm); err != nil {
+			return false, fmt.Errorf("web3signer: key directory: %w", err)
+		}
+		return true, nil
+	case err != nil:
+		return false, fmt.Errorf("web3signer: key directory: %w", err)
+	case !st.IsDir():
+		return false, fmt.Errorf("web3signer: key directory %s is not a directory", dir)
+	}
+	if !allowNonEmpty {
+		f, err := os.Open(dir)
+		if err != nil {
+			return false, fmt.Errorf("web3signer: key directory: %w", err)
+		}
+		names, err := f.Readdirnames(1)
+		f.Close()
+		if err != nil && !errors.Is(err, io.EOF) {
+			return false, fmt.Errorf("web3signer: key directory: %w", err)
+		}
+		if len(names) > 0 {
+			return false, fmt.Errorf("%w: %s", ErrNotEmpty, dir)
+		}
+	}
+	if st.Mode().Perm() != DirPerm {
+		if err := os.Chmod(dir, DirPerm); err != nil {
+			return false, fmt.Errorf("web3signer: key directory: %w", err)
+		}
+	}
+	return false, nil
+}
+
+// prepare checks k and returns its files, the first being the one named
+// after the pubkey with the keystore or config.
+func prepare(dir string, k *Key, o *options) ([]file, error) {
+	pk, err := NormalizePubkey(k.Pubkey)
+	if err != nil {
+		return nil, err
+	}
+	base := "0x" + pk
+	if k.SecretKey != nil && hex.EncodeToString(k.SecretKey.PublicKey()) != pk {
+		return nil, fmt.Errorf("%w: the secret key of %s derives another pubkey", ErrKey, base)
+	}
+	ks, password := k.Keystore, k.Password
+	switch {
+	case ks != nil:
+		switch {
+		case ks.Pubkey != "":
+			if strings.ToLower(ks.Pubkey) != pk {
+				return nil, fmt.Errorf("%w: the keystore given for %s names another pubkey", ErrKey, base)
+			}
+		case k.SecretKey == nil && !o.verify:
+			return nil, fmt.Errorf("%w: the keystore given for %s names no pubkey (give SecretKey or VerifyKeystores)", ErrKey, base)
+		}
+		if len(password) == 0 {
+			return nil, fmt.Errorf("%w: no password for the keystore of %s", ErrKey, base)
+		}
+		if o.verify {
+			sk, err := ks.DecryptKey(password)
+			if err != nil {
+				return nil, fmt.Errorf("%w: the keystore of %s does not open with its password", ErrKey, base)
+			}
+			got := hex.EncodeToString(sk.PublicKey())
+			sk.Destroy()
+			if got != pk {
+				return nil, fmt.Errorf("%w: the keystore of %s holds the key of another pubkey", ErrKey, base)
+			}
+		}
+		return keystoreFiles(dir, base, ks, password)
+	case k.SecretKey == nil:
+		return nil, fmt.Errorf("%w: no keystore and no secret key for %s", ErrKey, base)
+	case o.raw:
+		return []file{{name: base + ConfigSuffix, data: rawConfig(k.SecretKey.UnsafeBytes()), secret: true}}, nil
+	default:
+		pw, err := keystore.RandomPassword(o.random)
+		if err != nil {
+			return nil, fmt.Errorf("web3signer: %w", err)
+		}
+		defer pw.Destroy()
+		pkBytes, _ := hex.DecodeString(pk)
+		ksOpts := append([]keystore.Option{keystore.WithPubkey(pkBytes)}, o.ksOpts...)
+		ks, err := keystore.Encrypt(o.random, k.SecretKey.UnsafeBytes(), pw.UnsafeBytes(), ksOpts...)
+		if err != nil {
+			return nil, fmt.Errorf("web3signer: encrypting a keystore for %s: %w", base, err)
+		}
+		return keystoreFiles(dir, base, ks, pw.UnsafeBytes())
+	}
+}
+
+func keystoreFiles(dir, base string, ks *keystore.Keystore, password []byte) ([]file, error) {
+	js, err := ks.Marshal()
+	if err != nil {
+		return nil, fmt.Errorf("web3signer: encoding the keystore of %s: %w", base, err)
+	}
+	ksPath := filepath.Join(dir, base+KeystoreSuffix)
+	pwPath := filepath.Join(dir, base+PasswordSuffix)
+	return []file{
+		{name: base + KeystoreSuffix, data: js},
+		{name: base + PasswordSuffix, data: append([]byte(nil), password...), secret: true},
+		{name: base + ConfigSuffix, data: keystoreConfig(ksPath, pwPath)},
+	}, nil
+}
+
+// keystoreConfig is a Web3Signer signing-key configuration file of type
+// file-keystore. Strings are written as JSON strings, which are valid YAML
+// double-quoted scalars.
+func keystoreConfig(ksPath, pwPath string) []byte {
+	var b []byte
+	b = append(b, "type: \"file-keystore\"\nkeyType: \"BLS\"\nkeystoreFile: "...)
+	b = appendQuoted(b, ksPath)
+	b = append(b, "\nkeystorePasswordFile: "...)
+	b = appendQuoted(b, pwPath)
+	return append(b, '\n')
+}
+
+// rawConfig is a file-raw configuration holding the key in hex. The caller
+// wipes the result.
+func rawConfig(secret []byte) []byte {
+	b := make([]byte, 0, 128)
+	b = append(b, "type: \"file-raw\"\nkeyType: \"BLS\"\nprivateKey: \"0x"...)
+	b = hex.AppendEncode(b, secret)
+	return append(b, "\"\n"...)
+}
+
+func appendQuoted(b []byte, s string) []byte {
+	q, _ := json.Marshal(s) // a string always marshals
+	return append(b, q...)
+}
