@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync/atomic"
 
 	"github.com/ethkeygen/ethkeygen/envelope"
 	"github.com/ethkeygen/ethkeygen/keygen"
@@ -89,4 +90,30 @@ func short(pubkey string) string {
 		return "0x" + pubkey[:16] + "…"
 	}
 	return "0x" + pubkey
+}
+
+// OpenRecords opens many records on every core within maxMemory (opening a
+// keystore-format secret runs its KDF). The secrets come back in the order
+// of recs; on error none are returned (and those opened are destroyed).
+func (o *Opener) OpenRecords(ctx context.Context, recs []*store.Record, maxMemory int64, progress func(done int)) ([]*Secret, error) {
+	out := make([]*Secret, len(recs))
+	var done atomic.Int64
+	err := forEach(ctx, len(recs), Workers(maxMemory, ScryptWorkerMemory), func(ctx context.Context, i int) error {
+		s, err := o.OpenRecord(ctx, recs[i])
+		if err != nil {
+			return err
+		}
+		out[i] = s
+		if progress != nil {
+			progress(int(done.Add(1)))
+		}
+		return nil
+	})
+	if err != nil {
+		for _, s := range out {
+			s.Destroy()
+		}
+		return nil, err
+	}
+	return out, nil
 }

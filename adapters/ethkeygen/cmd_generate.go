@@ -120,12 +120,17 @@ func runGenerate(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	e.log.Debug("generate", "request_id", req.ID, "count", req.Count, "network", req.Network.Name,
+		"format", req.Format, "store", storeName(&bf.cfg), "kms", bf.cfg.KMSKeyID != "")
 	fmt.Fprintf(e.stderr, "request id %s (re-run with --request-id %s to resume or repeat)\n", req.ID, req.ID)
 	p := newProgress(e, "validators stored", req.Count)
 	res, err := gen.Generate(ctx, req, func(done, _ int) { p.update(done) })
 	p.finish()
 	if err != nil {
 		return fmt.Errorf("request %s: %w", req.ID, err)
+	}
+	for _, v := range res.Validators {
+		e.log.Debug("validator stored", "slot", v.Slot, "pubkey", v.Pubkey, "status", v.Status)
 	}
 	path, err := writeDepositFile(*out, res.Deposits())
 	if err != nil {
@@ -294,4 +299,11 @@ func runList(ctx context.Context, e *env, args []string) error {
 		fmt.Fprintf(e.stdout, "0x%s\t%s\t%s\t%s/%d\t%s\n", rec.Pubkey, rec.Status, rec.Network, rec.RequestID, rec.Slot, rec.CreatedAt.Format(time.RFC3339))
 	}
 	return nil
+}
+
+func storeName(c *backend.Config) string {
+	if c.DynamoDBTable != "" {
+		return "dynamodb:" + c.DynamoDBTable
+	}
+	return "sqlite:" + c.DBPath
 }

@@ -13,6 +13,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"sort"
@@ -26,6 +27,18 @@ type env struct {
 	stdout, stderr io.Writer
 	getenv         func(string) string
 	isTerminal     bool // stderr is a terminal: show progress
+	log            *slog.Logger
+}
+
+// newLogger logs to stderr at the level ETHKEYGEN_LOG_LEVEL names (debug,
+// info, warn, error; default warn). Secrets never reach it: secret types
+// redact themselves and the commands log public data only.
+func newLogger(e *env) *slog.Logger {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(e.getenv("ETHKEYGEN_LOG_LEVEL"))); err != nil {
+		level = slog.LevelWarn
+	}
+	return slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level}))
 }
 
 type command struct {
@@ -69,6 +82,9 @@ func mainUsage(w io.Writer) {
 }
 
 func run(ctx context.Context, e *env, args []string) int {
+	if e.log == nil {
+		e.log = newLogger(e)
+	}
 	if len(args) == 0 {
 		mainUsage(e.stderr)
 		return 2
@@ -85,7 +101,11 @@ func run(ctx context.Context, e *env, args []string) int {
 		if c.name != args[0] {
 			continue
 		}
+		e.log.Debug("command", "name", c.name, "version", versionString())
 		err := c.run(ctx, e, args[1:])
+		if err != nil {
+			e.log.Debug("command failed", "name", c.name, "err", err)
+		}
 		switch {
 		case err == nil:
 			return 0
