@@ -1,0 +1,77 @@
+// Command bootstrap is ethkeygen's AWS Lambda function (runtime
+// provided.al2023, arm64 or x86_64). Each invocation takes a custody.Spec
+// event, generates fresh validators, seals them under KMS, stores them in
+// DynamoDB and returns only public data: the request id, pubkeys and
+// Launchpad deposit entries. The logic is in package handler.
+//
+// Configuration (environment):
+//
+//	ETHKEYGEN_KMS_KEY_ID           KMS key ARN sealing validator secrets (required)
+//	ETHKEYGEN_TABLE                DynamoDB table (required)
+//	ETHKEYGEN_MNEMONIC_KMS_KEY_ID  separate KMS key for mnemonics (optional)
+//	ETHKEYGEN_ALLOWED_CHAINS       networks served (default mainnet,hoodi,sepolia,holesky)
+//	ETHKEYGEN_MAX_COUNT            validators per invocation (default 100, at most 5000)
+//	AWS_LAMBDA_FUNCTION_MEMORY_SIZE  set by Lambda: 80% of it bounds the pipeline's
+//	                               memory, and so its number of workers
+//
+// Building: BLS signing uses herumi/bls-eth-go-binary, which needs cgo.
+//
+//	CGO_ENABLED=1 GOOS=linux GOARCH=amd64 go build -trimpath -tags lambda.norpc -o bootstrap ./adapters/lambda
+//	CGO_ENABLED=1 GOOS=linux GOARCH=arm64 CC=aarch64-linux-gnu-gcc \
+//	    go build -trimpath -tags lambda.norpc -o bootstrap ./adapters/lambda
+//
+// The arm64 build on an x86_64 host needs a cross C compiler (Debian:
+// apt-get install gcc-aarch64-linux-gnu). Both builds link glibc
+// dynamically; provided.al2023 has a compatible glibc.
+package main
+
+import (
+	"context"
+	"log/slog"
+	"os"
+
+	"github.com/aws/aws-lambda-go/lambda"
+
+	"github.com/ethkeygen/ethkeygen/adapters/lambda/handler"
+	"github.com/ethkeygen/ethkeygen/custody"
+	"github.com/ethkeygen/ethkeygen/internal/backend"
+)
+
+func main() {
+	logger := slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	h, err := setup(context.Background(), os.Getenv, logger)
+	if err != nil {
+		logger.Error("configuration", slog.String("error", err.Error()))
+		os.Exit(1)
+	}
+	lambda.StartHandler(h)
+}
+
+// setup builds the handler from the environment. It opens clients only: no
+// key material exists before an invocation.
+func setup(ctx context.Context, getenv func(string) string, logger *slog.Logger) (*handler.Handler, error) {
+	cfg, err := handler.ConfigFromEnv(getenv)
+	if err != nil {
+		return nil, err
+	}
+	bc := &backend.Config{DynamoDBTable: cfg.Table, KMSKeyID: cfg.KMSKeyID, MnemonicKMSKeyID: cfg.MnemonicKMSKeyID}
+	st, err := bc.OpenStore(ctx)
+	if err != nil {
+		return nil, err
+	}
+	sealer, mnemonicSealer, err := bc.Sealers(ctx)
+	if err != nil {
+		return nil, err
+	}
+	opts := []custody.Option{custody.WithMaxMemory(cfg.MaxMemory)}
+	if mnemonicSealer != nil {
+		opts = append(opts, custody.WithMnemonicSealer(mnemonicSealer))
+	}
+	gen, err := custody.NewGenerator(st, sealer, opts...)
+	if err != nil {
+		return nil, err
+	}
+	logger.Info("ready", slog.String("table", cfg.Table), slog.Any("chains", cfg.AllowedChains),
+		slog.Int("max_count", cfg.MaxCount), slog.Int64("max_memory", cfg.MaxMemory))
+	return &handler.Handler{Generator: gen, AllowedChains: cfg.AllowedChains, MaxCount: cfg.MaxCount, Logger: logger}, nil
+}
