@@ -1,0 +1,110 @@
+// Command parent runs on the Nitro Enclaves parent instance: it reads the
+// named validator records from the store and hands them, sealed, with the
+// instance role's credentials, to the enclave over vsock. It never sees a
+// key. All logic is in package enclave/parent.
+package main
+
+import (
+	"bufio"
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/mdlayher/vsock"
+
+	"github.com/ethkeygen/ethkeygen/enclave/parent"
+	"github.com/ethkeygen/ethkeygen/internal/backend"
+	"github.com/ethkeygen/ethkeygen/web3signer"
+)
+
+func main() {
+	cid := flag.Uint("enclave-cid", 16, "CID of the enclave (nitro-cli describe-enclaves)")
+	port := flag.Uint("port", 5005, "vsock port the enclave listens on")
+	table := flag.String("dynamodb-table", "", "DynamoDB table of the store (else --db)")
+	db := flag.String("db", backend.DefaultDBPath, "embedded store file")
+	region := flag.String("region", "", "AWS region (else the standard AWS environment)")
+	pubkeysFile := flag.String("pubkeys", "-", "file with one pubkey per line (- for stdin)")
+	root := flag.String("genesis-validators-root", "", "genesis validators root of the network (hex), for the slashing protection interchange")
+	takeover := flag.Bool("takeover", false, "also load keys with status deposited (only after the previous signer is stopped for good)")
+	debug := flag.Bool("debug", false, "log at debug level")
+	flag.Parse()
+
+	level := slog.LevelInfo
+	if *debug {
+		level = slog.LevelDebug
+	}
+	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	if err := run(log, uint32(*cid), uint32(*port), &backend.Config{DBPath: *db, DynamoDBTable: *table, Region: *region},
+		*pubkeysFile, *root, *takeover); err != nil {
+		log.Error("load failed", slog.String("error", err.Error()))
+		os.Exit(1)
+	}
+}
+
+func run(log *slog.Logger, cid, port uint32, be *backend.Config, pubkeysFile, root string, takeover bool) error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Minute)
+	defer cancel()
+
+	pubkeys, err := readPubkeys(pubkeysFile)
+	if err != nil {
+		return err
+	}
+	awsCfg, err := be.AWS(ctx)
+	if err != nil {
+		return err
+	}
+	creds, err := parent.CredentialsFrom(ctx, awsCfg.Credentials)
+	if err != nil {
+		return err
+	}
+	st, err := be.OpenStore(ctx)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	conn, err := vsock.Dial(cid, port, nil)
+	if err != nil {
+		return fmt.Errorf("connecting to the enclave: %w", err)
+	}
+	defer conn.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		_ = conn.SetDeadline(dl)
+	}
+	_, err = parent.Load(ctx, conn, st, parent.Request{
+		Region: awsCfg.Region, Credentials: creds, GenesisValidatorsRoot: root, Takeover: takeover, Pubkeys: pubkeys,
+	}, log)
+	return err
+}
+
+func readPubkeys(path string) ([]string, error) {
+	f := os.Stdin
+	if path != "-" {
+		var err error
+		if f, err = os.Open(path); err != nil {
+			return nil, err
+		}
+		defer f.Close()
+	}
+	var out []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		pk, err := web3signer.NormalizePubkey(line)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, pk)
+	}
+	return out, sc.Err()
+}

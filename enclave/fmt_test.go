@@ -1,0 +1,5 @@
+package enclave_test
+
+import "fmt"
+
+func fmtAll(v any) string { return fmt.Sprintf("%v %+v %#v %s", v, v, v, v) }
