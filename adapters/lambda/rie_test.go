@@ -1,0 +1,525 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/kms"
+
+	"github.com/ethkeygen/ethkeygen/adapters/lambda/handler"
+	"github.com/ethkeygen/ethkeygen/custody"
+	"github.com/ethkeygen/ethkeygen/depositdata"
+	"github.com/ethkeygen/ethkeygen/envelope"
+	"github.com/ethkeygen/ethkeygen/internal/testenv"
+	"github.com/ethkeygen/ethkeygen/store"
+	"github.com/ethkeygen/ethkeygen/store/dynamostore"
+)
+
+const testAddress = "0x0f51bb10119727a7e5eA3538074fb341F56B09Ad"
+
+var (
+	buildOnce sync.Once
+	buildDir  string
+	buildPath string
+	buildErr  error
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if buildDir != "" {
+		_ = os.RemoveAll(buildDir)
+	}
+	os.Exit(code)
+}
+
+// bootstrap builds the function binary once per test run, for the host
+// architecture (cgo on, as BLS signing needs).
+func bootstrap(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		if buildDir, buildErr = os.MkdirTemp("", "ethkeygen-lambda-"); buildErr != nil {
+			return
+		}
+		buildPath = filepath.Join(buildDir, "bootstrap")
+		cmd := exec.Command("go", "build", "-trimpath", "-tags", "lambda.norpc", "-o", buildPath, ".")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=1")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return buildPath
+}
+
+// awsEnv is one test's slice of the local AWS: a fresh table and KMS key.
+type awsEnv struct {
+	kmsEP, ddbEP   string
+	kmsCfg, ddbCfg aws.Config
+	table, keyARN  string
+	accessKey      string
+	secretKey      string
+	network        depositdata.Network
+}
+
+func newAWSEnv(t *testing.T) *awsEnv {
+	t.Helper()
+	testenv.RIEPath(t)
+	e := &awsEnv{kmsEP: testenv.KMSEndpoint(t), ddbEP: testenv.DynamoDBEndpoint(t), network: depositdata.Hoodi}
+	e.kmsCfg, e.ddbCfg = testenv.AWSConfig(t, e.kmsEP), testenv.AWSConfig(t, e.ddbEP)
+	creds, err := e.ddbCfg.Credentials.Retrieve(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// DynamoDB Local keeps one database per access key and region: the
+	// function must use the test's.
+	e.accessKey, e.secretKey = creds.AccessKeyID, creds.SecretAccessKey
+	e.table = "lambda-" + randHex(t, 6)
+	if err := dynamostore.CreateTable(t.Context(), dynamodb.NewFromConfig(e.ddbCfg), e.table); err != nil {
+		t.Fatal(err)
+	}
+	e.keyARN = testenv.NewKMSKey(t, e.kmsCfg)
+	return e
+}
+
+func randHex(t *testing.T, n int) string {
+	t.Helper()
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(b)
+}
+
+func (e *awsEnv) store(t *testing.T) *dynamostore.Store {
+	t.Helper()
+	st, err := dynamostore.New(dynamodb.NewFromConfig(e.ddbCfg), e.table)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// syncBuffer collects a process's output.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// function is one emulator process serving the bootstrap binary.
+type function struct {
+	url    string
+	output *syncBuffer // RIE's and the function's stdout and stderr
+}
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// startFunction runs aws-lambda-rie with the bootstrap binary, configured
+// like the deployed function but pointed at local-kms and DynamoDB Local.
+func startFunction(t *testing.T, e *awsEnv, extra ...string) *function {
+	t.Helper()
+	rie := testenv.RIEPath(t)
+	bin := bootstrap(t)
+	addr, runtimeAddr := freePort(t), freePort(t)
+	cmd := exec.Command(rie, "--log-level", "error",
+		"--runtime-interface-emulator-address", addr, "--runtime-api-address", runtimeAddr, bin)
+	cmd.Dir = t.TempDir()
+	// A clean environment: nothing of the host's AWS configuration.
+	cmd.Env = append([]string{
+		"PATH=" + os.Getenv("PATH"),
+		"HOME=" + cmd.Dir,
+		"AWS_REGION=" + testenv.Region,
+		"AWS_ACCESS_KEY_ID=" + e.accessKey,
+		"AWS_SECRET_ACCESS_KEY=" + e.secretKey,
+		"AWS_CONFIG_FILE=/dev/null",
+		"AWS_SHARED_CREDENTIALS_FILE=/dev/null",
+		"AWS_EC2_METADATA_DISABLED=true",
+		"AWS_ENDPOINT_URL_KMS=" + e.kmsEP,
+		"AWS_ENDPOINT_URL_DYNAMODB=" + e.ddbEP,
+		"AWS_LAMBDA_FUNCTION_MEMORY_SIZE=1024",
+		"AWS_LAMBDA_FUNCTION_TIMEOUT=300",
+		handler.EnvKMSKeyID + "=" + e.keyARN,
+		handler.EnvTable + "=" + e.table,
+		handler.EnvAllowedChains + "=hoodi,sepolia",
+		handler.EnvMaxCount + "=60",
+	}, extra...)
+	out := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-done
+		if t.Failed() {
+			t.Logf("emulator output:\n%s", out.String())
+		}
+	})
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			c.Close()
+			break
+		}
+		select {
+		case <-done:
+			t.Fatalf("aws-lambda-rie exited:\n%s", out.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("aws-lambda-rie did not listen on %s:\n%s", addr, out.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return &function{url: "http://" + addr + "/2015-03-31/functions/function/invocations", output: out}
+}
+
+// invoke posts an event as Lambda's Invoke API would and returns the body.
+func (f *function) invoke(t *testing.T, event string) []byte {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, f.url, strings.NewReader(event))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("invoke: HTTP %d: %s", resp.StatusCode, body)
+	}
+	return body
+}
+
+type lambdaError struct {
+	ErrorMessage string `json:"errorMessage"`
+	ErrorType    string `json:"errorType"`
+}
+
+// generate invokes and decodes a successful response strictly.
+func (f *function) generate(t *testing.T, spec custody.Spec) (handler.Response, []byte) {
+	t.Helper()
+	event, err := json.Marshal(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := f.invoke(t, string(event))
+	var le lambdaError
+	if json.Unmarshal(body, &le) == nil && le.ErrorType != "" {
+		t.Fatalf("invocation failed: %s: %s", le.ErrorType, le.ErrorMessage)
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	var r handler.Response
+	if err := dec.Decode(&r); err != nil {
+		t.Fatalf("response %s: %v", body, err)
+	}
+	return r, body
+}
+
+// checkResponse checks a response against its request: slots in order,
+// pubkeys matching the deposits, every deposit verifying.
+func checkResponse(t *testing.T, r handler.Response, spec custody.Spec, network depositdata.Network) {
+	t.Helper()
+	if r.RequestID != spec.RequestID || len(r.Validators) != spec.Count || len(r.DepositData) != spec.Count {
+		t.Fatalf("response for %q: %d validators, %d deposits, want %d", r.RequestID, len(r.Validators), len(r.DepositData), spec.Count)
+	}
+	for i, v := range r.Validators {
+		if v.Slot != i || v.Pubkey != r.DepositData[i].Pubkey {
+			t.Fatalf("validator %d: slot %d pubkey %s, deposit pubkey %s", i, v.Slot, v.Pubkey, r.DepositData[i].Pubkey)
+		}
+		if err := r.DepositData[i].Verify(network); err != nil {
+			t.Fatalf("deposit %d: %v", i, err)
+		}
+	}
+}
+
+// secrets are opened secrets, kept as strings to search for.
+type secrets struct {
+	mnemonics, keys, passwords []string
+}
+
+// openAll opens every validator of r with the KMS opener and checks the
+// key derives the pubkey; it returns the secrets to look for elsewhere.
+func openAll(t *testing.T, e *awsEnv, r handler.Response, into *secrets) {
+	t.Helper()
+	op := custody.NewOpener(e.store(t), envelope.NewKMSOpener(kms.NewFromConfig(e.kmsCfg)))
+	for _, v := range r.Validators {
+		s, rec, err := op.Open(t.Context(), v.Pubkey)
+		if err != nil {
+			t.Fatalf("open %s: %v", v.Pubkey, err)
+		}
+		if hex.EncodeToString(s.SigningKey().PublicKey()) != v.Pubkey || rec.RequestID != r.RequestID || rec.Slot != v.Slot {
+			t.Fatalf("opened %s: wrong key or record", v.Pubkey)
+		}
+		if m := s.UnsafeMnemonic(); m != nil {
+			into.mnemonics = append(into.mnemonics, string(m))
+		} else {
+			t.Fatalf("validator %s: no mnemonic sealed with the key", v.Pubkey)
+		}
+		into.keys = append(into.keys, hex.EncodeToString(s.SigningKey().UnsafeBytes()))
+		if p := s.UnsafePassword(); p != nil {
+			into.passwords = append(into.passwords, string(p))
+		}
+		s.Destroy()
+	}
+}
+
+// assertNoSecrets fails if text holds any opened secret, or any three
+// consecutive words of a mnemonic.
+func assertNoSecrets(t *testing.T, what, text string, s *secrets) {
+	t.Helper()
+	lower := strings.ToLower(text)
+	for _, k := range s.keys {
+		if strings.Contains(lower, k) {
+			t.Fatalf("%s contains a signing key", what)
+		}
+	}
+	for _, p := range s.passwords {
+		if strings.Contains(text, p) {
+			t.Fatalf("%s contains a keystore password", what)
+		}
+	}
+	for _, m := range s.mnemonics {
+		words := strings.Fields(m)
+		for i := 0; i+3 <= len(words); i++ {
+			if strings.Contains(lower, strings.Join(words[i:i+3], " ")) {
+				t.Fatalf("%s contains a mnemonic's words", what)
+			}
+		}
+	}
+}
+
+// assertPublicOnly checks that a response body has exactly the public
+// fields.
+func assertPublicOnly(t *testing.T, body []byte) {
+	t.Helper()
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal(body, &top); err != nil {
+		t.Fatal(err)
+	}
+	for k := range top {
+		switch k {
+		case "request_id", "created", "validators", "deposit_data":
+		default:
+			t.Fatalf("response has field %q", k)
+		}
+	}
+	for _, word := range []string{"sealed", "secret", "mnemonic", "password", "keystore", "crypto", "ciphertext"} {
+		if bytes.Contains(bytes.ToLower(body), []byte(word)) {
+			t.Fatalf("response mentions %q", word)
+		}
+	}
+}
+
+func countRecords(t *testing.T, e *awsEnv, requestID string) int {
+	t.Helper()
+	n := 0
+	for _, err := range e.store(t).Query(t.Context(), store.Filter{RequestID: requestID}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		n++
+	}
+	return n
+}
+
+func TestRIEBatchRetryAndNoSecrets(t *testing.T) {
+	e := newAWSEnv(t)
+	f := startFunction(t, e)
+	var opened secrets
+
+	spec := custody.Spec{RequestID: "run-1/b00000", Count: 6, Chain: "hoodi", WithdrawalAddress: testAddress, SecretFormat: "raw"}
+	start := time.Now()
+	r1, body1 := f.generate(t, spec)
+	t.Logf("%d raw validators in %v", spec.Count, time.Since(start))
+	checkResponse(t, r1, spec, e.network)
+	if r1.Created != spec.Count {
+		t.Fatalf("created %d, want %d", r1.Created, spec.Count)
+	}
+	for _, d := range r1.DepositData {
+		if !strings.HasPrefix(d.WithdrawalCredentials, "01") || d.Amount != depositdata.MaxAmount {
+			t.Fatalf("deposit %s: credentials %s amount %d", d.Pubkey, d.WithdrawalCredentials, d.Amount)
+		}
+	}
+	assertPublicOnly(t, body1)
+	openAll(t, e, r1, &opened)
+
+	t.Run("retried request id", func(t *testing.T) {
+		r2, body2 := f.generate(t, spec)
+		if r2.Created != 0 {
+			t.Fatalf("retry created %d", r2.Created)
+		}
+		checkResponse(t, r2, spec, e.network)
+		for i := range r1.Validators {
+			if r1.Validators[i] != r2.Validators[i] || *r1.DepositData[i] != *r2.DepositData[i] {
+				t.Fatalf("retry returned another validator at slot %d", i)
+			}
+		}
+		assertPublicOnly(t, body2)
+		if n := countRecords(t, e, spec.RequestID); n != spec.Count {
+			t.Fatalf("table holds %d records of %s, want %d", n, spec.RequestID, spec.Count)
+		}
+	})
+
+	t.Run("two invocations share no secret", func(t *testing.T) {
+		spec2 := spec
+		spec2.RequestID = "run-1/b00001"
+		r3, body3 := f.generate(t, spec2)
+		checkResponse(t, r3, spec2, e.network)
+		assertPublicOnly(t, body3)
+		var second secrets
+		openAll(t, e, r3, &second)
+		seen := map[string]bool{}
+		for _, m := range append(append([]string{}, opened.mnemonics...), second.mnemonics...) {
+			if seen[m] {
+				t.Fatal("a mnemonic was used twice")
+			}
+			seen[m] = true
+		}
+		for _, v := range r3.Validators {
+			for _, w := range r1.Validators {
+				if v.Pubkey == w.Pubkey {
+					t.Fatal("a pubkey was returned by two requests")
+				}
+			}
+		}
+		opened.mnemonics = append(opened.mnemonics, second.mnemonics...)
+		opened.keys = append(opened.keys, second.keys...)
+		assertNoSecrets(t, "second response", string(body3), &opened)
+	})
+
+	t.Run("keystore format", func(t *testing.T) {
+		ks := custody.Spec{RequestID: "run-ks", Count: 1, Chain: "sepolia"}
+		start := time.Now()
+		r, body := f.generate(t, ks)
+		t.Logf("%d keystore validator in %v", ks.Count, time.Since(start))
+		checkResponse(t, r, ks, depositdata.Sepolia)
+		assertPublicOnly(t, body)
+		openAll(t, e, r, &opened)
+		if len(opened.passwords) == 0 {
+			t.Fatal("keystore secret has no password")
+		}
+		assertNoSecrets(t, "keystore response", string(body), &opened)
+	})
+
+	assertNoSecrets(t, "first response", string(body1), &opened)
+	// Give the emulator a moment to flush the last invocation's log.
+	time.Sleep(200 * time.Millisecond)
+	assertNoSecrets(t, "function and emulator output", f.output.String(), &opened)
+}
+
+func TestRIEBadEvents(t *testing.T) {
+	e := newAWSEnv(t)
+	f := startFunction(t, e)
+	for _, c := range []struct {
+		name, event, want string
+	}{
+		{"unknown chain", `{"request_id":"r","count":1,"chain":"goerli"}`, `unknown network "goerli"`},
+		{"chain not allowed", `{"request_id":"r","count":1,"chain":"mainnet"}`, `chain "mainnet" is not allowed`},
+		{"bad checksum address", `{"request_id":"r","count":1,"chain":"hoodi","withdrawal_address":"0x0f51bb10119727a7e5eA3538074fb341F56B09AD"}`, "checksum"},
+		{"count 0", `{"request_id":"r","count":0,"chain":"hoodi"}`, "count 0"},
+		{"count over limit", `{"request_id":"r","count":61,"chain":"hoodi"}`, "count 61"},
+		{"malformed JSON", `{"request_id":"r","count":1,`, "unexpected EOF"},
+		{"not an object", `[1,2]`, "cannot unmarshal array"},
+		{"unknown field", `{"request_id":"r","count":1,"chain":"hoodi","mnemonic":"abandon"}`, `unknown field "mnemonic"`},
+		{"amount too high", `{"request_id":"r","count":1,"chain":"hoodi","amount_gwei":33000000000}`, "amount"},
+		{"amount too low", `{"request_id":"r","count":1,"chain":"hoodi","amount_gwei":999999999}`, "amount"},
+		{"compounding without address", `{"request_id":"r","count":1,"chain":"hoodi","compounding":true}`, "withdrawal address"},
+		{"no request id", `{"count":1,"chain":"hoodi"}`, "request_id is required"},
+		{"wrong fork version", `{"request_id":"r","count":1,"chain":"hoodi","fork_version":"0x00000000"}`, "fork version"},
+		{"bad secret format", `{"request_id":"r","count":1,"chain":"hoodi","secret_format":"plain"}`, "secret format"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			body := f.invoke(t, c.event)
+			var le lambdaError
+			if err := json.Unmarshal(body, &le); err != nil {
+				t.Fatalf("response %s: %v", body, err)
+			}
+			if le.ErrorType != "InvalidRequest" || !strings.Contains(le.ErrorMessage, c.want) || strings.Contains(le.ErrorMessage, "\n") {
+				t.Fatalf("got %s: %q, want InvalidRequest naming %q on one line", le.ErrorType, le.ErrorMessage, c.want)
+			}
+		})
+	}
+	// The function keeps serving, and nothing was stored for "r".
+	spec := custody.Spec{RequestID: "after-errors", Count: 2, Chain: "hoodi", SecretFormat: "raw"}
+	r, _ := f.generate(t, spec)
+	checkResponse(t, r, spec, e.network)
+	if n := countRecords(t, e, "r"); n != 0 {
+		t.Fatalf("refused events stored %d records", n)
+	}
+	// Reusing a request id with other parameters is refused too.
+	body := f.invoke(t, `{"request_id":"after-errors","count":3,"chain":"hoodi","secret_format":"raw"}`)
+	var le lambdaError
+	if err := json.Unmarshal(body, &le); err != nil || le.ErrorType != "InvalidRequest" || !strings.Contains(le.ErrorMessage, "already used") {
+		t.Fatalf("reused request id: %s", body)
+	}
+}
+
+// TestRIETimings measures one invocation of 50 raw and 4 keystore
+// validators (the figures for the cost model). It runs only with
+// ETHKEYGEN_LAMBDA_TIMINGS=1: go test -run RIETimings -v ./adapters/lambda
+func TestRIETimings(t *testing.T) {
+	if os.Getenv("ETHKEYGEN_LAMBDA_TIMINGS") != "1" {
+		t.Skip("timing run: set ETHKEYGEN_LAMBDA_TIMINGS=1")
+	}
+	e := newAWSEnv(t)
+	f := startFunction(t, e)
+	for _, c := range []custody.Spec{
+		{RequestID: "t-raw", Count: 50, Chain: "hoodi", SecretFormat: "raw"},
+		{RequestID: "t-ks", Count: 4, Chain: "hoodi"},
+	} {
+		start := time.Now()
+		r, _ := f.generate(t, c)
+		d := time.Since(start)
+		checkResponse(t, r, c, e.network)
+		t.Logf("%s: %d validators in %v (%.0f ms/validator)", c.RequestID, c.Count, d.Round(time.Millisecond), float64(d.Milliseconds())/float64(c.Count))
+	}
+}
