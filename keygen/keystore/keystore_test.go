@@ -170,9 +170,13 @@ func TestMalformed(t *testing.T) {
 	var doc map[string]any
 	_ = json.Unmarshal(v.Keystore, &doc)
 	for name, mutate := range map[string]func(m map[string]any){
-		"version 3":   func(m map[string]any) { m["version"] = 3 },
-		"huge n":      func(m map[string]any) { m["crypto"].(map[string]any)["kdf"].(map[string]any)["params"].(map[string]any)["n"] = 1 << 30 },
-		"bad cipher":  func(m map[string]any) { m["crypto"].(map[string]any)["cipher"].(map[string]any)["function"] = "aes-256-gcm" },
+		"version 3": func(m map[string]any) { m["version"] = 3 },
+		"huge n": func(m map[string]any) {
+			m["crypto"].(map[string]any)["kdf"].(map[string]any)["params"].(map[string]any)["n"] = 1 << 30
+		},
+		"bad cipher": func(m map[string]any) {
+			m["crypto"].(map[string]any)["cipher"].(map[string]any)["function"] = "aes-256-gcm"
+		},
 		"short msg":   func(m map[string]any) { m["crypto"].(map[string]any)["cipher"].(map[string]any)["message"] = "00" },
 		"bad pubkey":  func(m map[string]any) { m["pubkey"] = "zz" },
 		"unknown kdf": func(m map[string]any) { m["crypto"].(map[string]any)["kdf"].(map[string]any)["function"] = "argon2" },
