@@ -313,7 +313,7 @@ func TestEnvelopedData(t *testing.T) {
 		"encrypted-data type":  replace([]byte{0x01, 0x07, 0x01}, []byte{0x01, 0x07, 0x06}),
 		"empty":                nil,
 		"high tag":             append([]byte{0x3f, 0x80}, good[2:]...),
-		"indefinite primitive": append([]byte{0x10 | 0x00, 0x80}, good[2:]...),
+		"indefinite primitive": append([]byte{0x10, 0x80}, good[2:]...),
 	}
 	for name, m := range cases {
 		t.Run(name, func(t *testing.T) {
