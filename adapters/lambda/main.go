@@ -20,9 +20,12 @@
 //	CGO_ENABLED=1 GOOS=linux GOARCH=arm64 CC=aarch64-linux-gnu-gcc \
 //	    go build -trimpath -tags lambda.norpc -o bootstrap ./adapters/lambda
 //
-// The arm64 build on an x86_64 host needs a cross C compiler (Debian:
-// apt-get install gcc-aarch64-linux-gnu). Both builds link glibc
-// dynamically; provided.al2023 has a compatible glibc.
+// The arm64 build on an x86_64 host needs a cross C and C++ toolchain:
+// herumi's library links libstdc++, so on Debian
+// `apt-get install gcc-aarch64-linux-gnu g++-aarch64-linux-gnu` (gcc alone
+// fails at link time with "cannot find -lstdc++"). Both builds link glibc
+// dynamically (Debian 12 builds need glibc 2.34 at most; provided.al2023
+// has 2.34).
 package main
 
 import (
