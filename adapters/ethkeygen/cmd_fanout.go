@@ -1,0 +1,119 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/lambda"
+	"github.com/google/uuid"
+
+	"github.com/ethkeygen/ethkeygen/custody"
+	"github.com/ethkeygen/ethkeygen/fanout"
+	"github.com/ethkeygen/ethkeygen/internal/fsutil"
+)
+
+func init() {
+	register(command{"generate-lambda", "generate validators in an AWS Lambda function, fanned out in concurrent batches", runFanout})
+}
+
+// newLambdaInvoker makes the Lambda client; tests replace it.
+var newLambdaInvoker = func(ctx context.Context, region string) (fanout.Invoker, error) {
+	var opts []func(*config.LoadOptions) error
+	if region != "" {
+		opts = append(opts, config.WithRegion(region))
+	}
+	cfg, err := config.LoadDefaultConfig(ctx, opts...)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Region == "" {
+		return nil, usagef("no AWS region: pass --region or set AWS_REGION")
+	}
+	return lambda.NewFromConfig(cfg), nil
+}
+
+// runFanout is `ethkeygen generate-lambda` (and `generate --lambda`): it
+// splits the run into batches with derived request ids, invokes the function
+// for each, concurrently and with retries, verifies every deposit and writes
+// one Launchpad file for the whole run.
+func runFanout(ctx context.Context, e *env, args []string) error {
+	fs := newFlags(e, "generate-lambda", "--lambda FUNCTION --count N --chain NAME [--batch-size B] [--concurrency C] [flags]",
+		"Generates N validators in the ethkeygen Lambda function: the run is split into batches of B validators\n"+
+			"(request ids RUN/b00000, RUN/b00001, ...), invoked C at a time, each retried on throttling, network or\n"+
+			"function errors. Every deposit is verified against the network and the request, pubkeys must be unique, and\n"+
+			"one Launchpad file deposit_data-<unix>.json is written for the whole run, only when every batch succeeded.\n"+
+			"Re-running with the same --request-id (and the same --count and --batch-size) resumes a failed run: stored\n"+
+			"batches return their validators and none is created twice. Secrets stay in the function's store.")
+	fn := fs.String("lambda", "", "function name, ARN or NAME:ALIAS (required)")
+	count := fs.Int("count", 0, "number of validators in the run (required)")
+	batchSize := fs.Int("batch-size", fanout.DefaultBatchSize, "validators per invocation (at most the function's ETHKEYGEN_MAX_COUNT)")
+	concurrency := fs.Int("concurrency", fanout.DefaultConcurrency, "invocations at once (keep within the function's reserved concurrency)")
+	retries := fs.Int("retries", fanout.DefaultRetries, "further tries of a failed batch")
+	var dep depositFlags
+	dep.register(fs)
+	requestID := fs.String("request-id", "", "run id, the idempotency key of the run (default: a new random id, printed)")
+	format := fs.String("secret-format", "", "what is sealed: keystore or raw (default: the function's default, keystore)")
+	region := fs.String("region", "", "AWS region (default: the standard AWS environment)")
+	out := fs.String("out", ".", "directory for the deposit_data file")
+	asJSON := fs.Bool("json", false, "print the result as JSON")
+	if err := parseNoArgs(fs, args); err != nil {
+		return err
+	}
+	if err := requireFlag(fs, "lambda", "count"); err != nil {
+		return err
+	}
+	if *count < 1 {
+		return usagef("--count %d: want at least 1", *count)
+	}
+	if *batchSize < 1 || *concurrency < 1 || *retries < 0 {
+		return usagef("--batch-size and --concurrency must be at least 1, --retries at least 0")
+	}
+	if dep.chain == "" && dep.forkVersion == "" {
+		return usagef("--chain or --fork-version is required")
+	}
+	if *requestID == "" {
+		*requestID = uuid.NewString()
+	}
+	plan := fanout.Plan{
+		Function: *fn, Total: *count, BatchSize: *batchSize, Concurrency: *concurrency, Retries: *retries,
+		Spec: custody.Spec{RequestID: *requestID, Chain: dep.chain, ForkVersion: dep.forkVersion,
+			WithdrawalAddress: dep.address, AllowLowercaseAddress: dep.allowLowercase, Compounding: dep.compounding,
+			AmountGwei: dep.amount, SecretFormat: *format},
+	}
+	if *retries == 0 {
+		plan.Retries = -1
+	}
+	if err := fsutil.EnsurePrivateDir(*out); err != nil {
+		return fmt.Errorf("output directory: %w", err)
+	}
+	inv, err := newLambdaInvoker(ctx, *region)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stderr, "run id %s: %d validators in %d batches of up to %d, %d at a time (re-run with --request-id %s to resume)\n",
+		*requestID, *count, plan.Batches(), *batchSize, *concurrency, *requestID)
+	p := newProgress(e, "validators", *count)
+	plan.Progress = func(done, _ int) { p.update(done) }
+	res, err := fanout.Run(ctx, inv, plan)
+	p.finish()
+	if err != nil {
+		return fmt.Errorf("run %s: %w (re-run with --request-id %s to resume)", *requestID, err, *requestID)
+	}
+	path, err := writeDepositFile(*out, res.Deposits)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return json.NewEncoder(e.stdout).Encode(map[string]any{"request_id": res.RunID, "network": res.Network.Name,
+			"validators": len(res.Deposits), "created": res.Created, "batches": len(res.Batches), "retried": res.Retried,
+			"deposit_data": path})
+	}
+	for _, d := range res.Deposits {
+		fmt.Fprintf(e.stdout, "0x%s\n", d.Pubkey)
+	}
+	fmt.Fprintf(e.stderr, "%d validators (%d new) on %s in %d batches (%d retried); deposit data: %s\n",
+		len(res.Deposits), res.Created, res.Network.Name, len(res.Batches), res.Retried, path)
+	return nil
+}
