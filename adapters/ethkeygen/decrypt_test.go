@@ -1,0 +1,124 @@
+package main
+
+import (
+	"encoding/hex"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	e2types "github.com/wealdtech/go-eth2-types/v2"
+	keystorev4 "github.com/wealdtech/go-eth2-wallet-encryptor-keystorev4"
+)
+
+// checkWeb3SignerDir reads every key config in dir the way Web3Signer does
+// (type file-keystore: keystoreFile + keystorePasswordFile) and decrypts the
+// keystore with wealdtech's independent EIP-2335 implementation; the key
+// must derive the pubkey the files are named for.
+func checkWeb3SignerDir(t *testing.T, dir string, want []string) {
+	t.Helper()
+	if err := e2types.InitBLS(); err != nil {
+		t.Fatal(err)
+	}
+	st, err := os.Stat(dir)
+	if err != nil || st.Mode().Perm() != 0o700 {
+		t.Fatalf("key dir mode: %v %v", st, err)
+	}
+	configs, _ := filepath.Glob(filepath.Join(dir, "*.yaml"))
+	if len(configs) != len(want) {
+		t.Fatalf("%d configs, want %d", len(configs), len(want))
+	}
+	field := func(doc, name string) string {
+		m := regexp.MustCompile(`(?m)^` + name + `: "([^"]*)"$`).FindStringSubmatch(doc)
+		if m == nil {
+			t.Fatalf("config lacks %s:\n%s", name, doc)
+		}
+		return m[1]
+	}
+	for _, pk := range want {
+		cfgPath := filepath.Join(dir, "0x"+pk+".yaml")
+		raw, err := os.ReadFile(cfgPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		doc := string(raw)
+		if field(doc, "type") != "file-keystore" || field(doc, "keyType") != "BLS" {
+			t.Fatalf("config %s", doc)
+		}
+		ksPath, pwPath := field(doc, "keystoreFile"), field(doc, "keystorePasswordFile")
+		for _, p := range []string{cfgPath, ksPath, pwPath} {
+			if st, err := os.Stat(p); err != nil || st.Mode().Perm() != 0o600 {
+				t.Fatalf("%s: mode %v %v", p, st, err)
+			}
+		}
+		ksRaw, _ := os.ReadFile(ksPath)
+		pw, _ := os.ReadFile(pwPath)
+		var ks struct {
+			Crypto map[string]any `json:"crypto"`
+			Pubkey string         `json:"pubkey"`
+		}
+		if err := json.Unmarshal(ksRaw, &ks); err != nil {
+			t.Fatal(err)
+		}
+		secret, err := keystorev4.New().Decrypt(ks.Crypto, strings.TrimSuffix(string(pw), "\n"))
+		if err != nil {
+			t.Fatalf("keystorev4: %v", err)
+		}
+		sk, err := e2types.BLSPrivateKeyFromBytes(secret)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := hex.EncodeToString(sk.PublicKey().Marshal()); got != pk || ks.Pubkey != pk {
+			t.Fatalf("key derives %s, files say %s", got, pk)
+		}
+	}
+}
+
+func TestDecryptToWeb3Signer(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("ETHKEYGEN_HOME", filepath.Join(dir, "home"))
+	db := filepath.Join(dir, "ethkeygen.db")
+	var pubkeys []string
+	for _, format := range []string{"keystore", "raw"} {
+		out := generateJSON(t, "--count", "2", "--chain", "hoodi", "--db", db, "--out", dir, "--secret-format", format,
+			"--kdf", "pbkdf2", "--request-id", "dec-"+format)
+		for _, v := range out.Validators {
+			pubkeys = append(pubkeys, v.Pubkey)
+		}
+	}
+	w3s := filepath.Join(dir, "w3s")
+	r := runCLI(t, "decrypt", "--all", "--db", db, "--web3signer-dir", w3s)
+	if r.code != 0 {
+		t.Fatal(r.stderr)
+	}
+	checkWeb3SignerDir(t, w3s, pubkeys)
+	// A directory that is not empty is refused unless told, and nothing is replaced.
+	r = runCLI(t, "decrypt", "--pubkey", "0x"+pubkeys[0], "--db", db, "--web3signer-dir", w3s)
+	if r.code == 0 || !strings.Contains(r.stderr, "not empty") {
+		t.Fatalf("non-empty dir: %+v", r)
+	}
+	// One key alone, into a fresh directory.
+	one := filepath.Join(dir, "one")
+	if r := runCLI(t, "decrypt", "--pubkey", pubkeys[3], "--db", db, "--web3signer-dir", one); r.code != 0 {
+		t.Fatal(r.stderr)
+	}
+	checkWeb3SignerDir(t, one, pubkeys[3:])
+	// The wrong identity opens nothing and writes nothing.
+	other := filepath.Join(dir, "other-home")
+	t.Setenv("ETHKEYGEN_HOME", other)
+	if r := runCLI(t, "generate", "--count", "1", "--chain", "hoodi", "--db", filepath.Join(dir, "other.db"), "--out", dir, "--secret-format", "raw"); r.code != 0 {
+		t.Fatal(r.stderr)
+	}
+	bad := filepath.Join(dir, "bad")
+	r = runCLI(t, "decrypt", "--all", "--db", db, "--web3signer-dir", bad)
+	if r.code == 0 || !strings.Contains(r.stderr, "authentication failed") {
+		t.Fatalf("wrong identity: %+v", r)
+	}
+	if _, err := os.Stat(bad); err == nil {
+		if entries, _ := os.ReadDir(bad); len(entries) != 0 {
+			t.Fatal("a failed decrypt left files")
+		}
+	}
+}
