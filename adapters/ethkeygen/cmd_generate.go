@@ -112,6 +112,7 @@ func runGenerate(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer st.Close()
+	st, sealer = crashWrap(st, sealer) // crash tests (tests/crash): no-op unless built with -tags crashtest
 	opts := []custody.Option{custody.WithMaxMemory(int64(maxMem))}
 	if mnemonicSealer != nil {
 		opts = append(opts, custody.WithMnemonicSealer(mnemonicSealer))
@@ -136,6 +137,7 @@ func runGenerate(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	crashPoint("export") // crash tests (tests/crash): no-op unless built with -tags crashtest
 	if err := markExported(ctx, st, res.Validators); err != nil {
 		return err
 	}

@@ -1,0 +1,16 @@
+//go:build !crashtest
+
+package main
+
+import (
+	"github.com/ethkeygen/ethkeygen/envelope"
+	"github.com/ethkeygen/ethkeygen/store"
+)
+
+// crashPoint marks a point of `generate` where the crash-consistency tests
+// (tests/crash) kill the process. Outside a build with -tags crashtest it
+// does nothing; see crashpoint_crashtest.go.
+func crashPoint(string) {}
+
+// crashWrap returns st and s unchanged outside a crashtest build.
+func crashWrap(st store.Store, s envelope.Sealer) (store.Store, envelope.Sealer) { return st, s }
