@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -21,11 +22,13 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
+	lambdasdk "github.com/aws/aws-sdk-go-v2/service/lambda"
 
 	"github.com/ethkeygen/ethkeygen/adapters/lambda/handler"
 	"github.com/ethkeygen/ethkeygen/custody"
 	"github.com/ethkeygen/ethkeygen/depositdata"
 	"github.com/ethkeygen/ethkeygen/envelope"
+	"github.com/ethkeygen/ethkeygen/fanout"
 	"github.com/ethkeygen/ethkeygen/internal/testenv"
 	"github.com/ethkeygen/ethkeygen/store"
 	"github.com/ethkeygen/ethkeygen/store/dynamostore"
@@ -521,5 +524,68 @@ func TestRIETimings(t *testing.T) {
 		d := time.Since(start)
 		checkResponse(t, r, c, e.network)
 		t.Logf("%s: %d validators in %v (%.0f ms/validator)", c.RequestID, c.Count, d.Round(time.Millisecond), float64(d.Milliseconds())/float64(c.Count))
+	}
+}
+
+// rieClients hands each invocation to an idle emulator: one emulator serves
+// one invocation at a time, as one Lambda execution environment does.
+type rieClients struct{ idle chan *lambdasdk.Client }
+
+func (p *rieClients) Invoke(ctx context.Context, in *lambdasdk.InvokeInput, optFns ...func(*lambdasdk.Options)) (*lambdasdk.InvokeOutput, error) {
+	var c *lambdasdk.Client
+	select {
+	case c = <-p.idle:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	defer func() { p.idle <- c }()
+	return c.Invoke(ctx, in, optFns...)
+}
+
+// TestRIEFanOut runs a fanned-out run through the real Lambda SDK client
+// against two emulator processes (the emulator serves the Invoke API's
+// path for the function named "function"), then runs it again.
+func TestRIEFanOut(t *testing.T) {
+	e := newAWSEnv(t)
+	pool := &rieClients{idle: make(chan *lambdasdk.Client, 2)}
+	for range 2 {
+		f := startFunction(t, e)
+		base := strings.TrimSuffix(f.url, "/2015-03-31/functions/function/invocations")
+		cfg := testenv.AWSConfig(t, base)
+		pool.idle <- lambdasdk.NewFromConfig(cfg)
+	}
+	p := fanout.Plan{Function: "function", Total: 10, BatchSize: 3, Concurrency: 2, Backoff: 10 * time.Millisecond,
+		Spec: custody.Spec{RequestID: "fan-" + randHex(t, 4), Chain: "hoodi", WithdrawalAddress: testAddress, SecretFormat: "raw"}}
+	res, err := fanout.Run(t.Context(), pool, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Deposits) != 10 || res.Created != 10 || len(res.Batches) != 4 {
+		t.Fatalf("%d deposits, %d created, %d batches", len(res.Deposits), res.Created, len(res.Batches))
+	}
+	again, err := fanout.Run(t.Context(), pool, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.Created != 0 {
+		t.Fatalf("second run created %d", again.Created)
+	}
+	n := 0
+	for i := range p.Batches() {
+		n += countRecords(t, e, fanout.BatchID(p.Spec.RequestID, i))
+		for j, d := range again.Batches[i].Deposits {
+			if *d != *res.Batches[i].Deposits[j] {
+				t.Fatalf("batch %d slot %d changed on the second run", i, j)
+			}
+		}
+	}
+	if n != 10 {
+		t.Fatalf("table holds %d records of the run, want 10", n)
+	}
+	// A function error through the real client: rejected, not retried.
+	bad := p
+	bad.Spec.Chain = "mainnet"
+	if _, err := fanout.Run(t.Context(), pool, bad); !errors.Is(err, fanout.ErrRejected) {
+		t.Fatalf("chain not allowed: %v", err)
 	}
 }
