@@ -47,7 +47,7 @@ func main() {
 		logger.Error("configuration", slog.String("error", err.Error()))
 		os.Exit(1)
 	}
-	lambda.StartHandler(h)
+	lambda.Start(h) // h implements lambda.Handler: it decodes the payload itself
 }
 
 // setup builds the handler from the environment. It opens clients only: no
