@@ -144,6 +144,22 @@ func (b *syncBuffer) String() string {
 type function struct {
 	url    string
 	output *syncBuffer // RIE's and the function's stdout and stderr
+	dirs   []string    // the function's TMPDIR and working directory
+}
+
+// assertNothingWritten checks that the function left its TMPDIR and working
+// directory empty.
+func (f *function) assertNothingWritten(t *testing.T) {
+	t.Helper()
+	for _, d := range f.dirs {
+		entries, err := os.ReadDir(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(entries) != 0 {
+			t.Fatalf("the function wrote %s into %s", entries[0].Name(), d)
+		}
+	}
 }
 
 func freePort(t *testing.T) string {
@@ -166,10 +182,12 @@ func startFunction(t *testing.T, e *awsEnv, extra ...string) *function {
 	cmd := exec.Command(rie, "--log-level", "error",
 		"--runtime-interface-emulator-address", addr, "--runtime-api-address", runtimeAddr, bin)
 	cmd.Dir = t.TempDir()
+	tmp := t.TempDir()
 	// A clean environment: nothing of the host's AWS configuration.
 	cmd.Env = append([]string{
 		"PATH=" + os.Getenv("PATH"),
 		"HOME=" + cmd.Dir,
+		"TMPDIR=" + tmp,
 		"AWS_REGION=" + testenv.Region,
 		"AWS_ACCESS_KEY_ID=" + e.accessKey,
 		"AWS_SECRET_ACCESS_KEY=" + e.secretKey,
@@ -216,7 +234,7 @@ func startFunction(t *testing.T, e *awsEnv, extra ...string) *function {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	return &function{url: "http://" + addr + "/2015-03-31/functions/function/invocations", output: out}
+	return &function{url: "http://" + addr + "/2015-03-31/functions/function/invocations", output: out, dirs: []string{cmd.Dir, tmp}}
 }
 
 // invoke posts an event as Lambda's Invoke API would and returns the body.
@@ -459,6 +477,7 @@ func TestRIEBatchRetryAndNoSecrets(t *testing.T) {
 	// Give the emulator a moment to flush the last invocation's log.
 	time.Sleep(200 * time.Millisecond)
 	assertNoSecrets(t, "function and emulator output", f.output.String(), &opened)
+	f.assertNothingWritten(t)
 }
 
 func TestRIEBadEvents(t *testing.T) {
