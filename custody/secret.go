@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"unicode/utf8"
 
@@ -83,6 +84,7 @@ func (redacted) GoString() string             { return keygen.Redacted }
 func (redacted) Format(f fmt.State, _ rune)   { _, _ = f.Write([]byte(keygen.Redacted)) }
 func (redacted) MarshalJSON() ([]byte, error) { return []byte(`"` + keygen.Redacted + `"`), nil }
 func (redacted) MarshalText() ([]byte, error) { return []byte(keygen.Redacted), nil }
+func (redacted) LogValue() slog.Value         { return slog.StringValue(keygen.Redacted) }
 
 // secretDoc is what is sealed for one validator. Its secret fields are
 // encoded by hand into a buffer the caller wipes, so that no secret ends up
@@ -261,7 +263,8 @@ func unquoteSecret(raw json.RawMessage) (*keygen.Bytes, error) {
 func checkMnemonic(phrase *keygen.Bytes, index uint32, pubkey string) error {
 	m, err := keygen.ParseMnemonic(string(phrase.UnsafeBytes()))
 	if err != nil {
-		return fmt.Errorf("%w: mnemonic: %w", ErrSecret, err)
+		// No detail: ParseMnemonic's message may quote a word.
+		return fmt.Errorf("%w: the sealed mnemonic does not parse", ErrSecret)
 	}
 	defer m.Destroy()
 	seed := m.Seed("")

@@ -51,13 +51,22 @@ func ParseSpec(b []byte) (Spec, error) {
 
 // Network resolves Chain and ForkVersion.
 func (s Spec) Network() (depositdata.Network, error) {
+	var (
+		n   depositdata.Network
+		err error
+	)
 	switch {
 	case s.ForkVersion != "":
-		return depositdata.CustomNetwork(s.Chain, s.ForkVersion)
+		n, err = depositdata.CustomNetwork(s.Chain, s.ForkVersion)
 	case s.Chain != "":
-		return depositdata.NetworkByName(s.Chain)
+		n, err = depositdata.NetworkByName(s.Chain)
+	default:
+		return n, fmt.Errorf("%w: chain or fork_version is required", ErrRequest)
 	}
-	return depositdata.Network{}, fmt.Errorf("%w: chain or fork_version is required", ErrRequest)
+	if err != nil {
+		return n, fmt.Errorf("%w: %w", ErrRequest, err)
+	}
+	return n, nil
 }
 
 // Request resolves the Spec into a validated Request.
@@ -71,7 +80,7 @@ func (s Spec) Request() (Request, error) {
 	if s.WithdrawalAddress != "" {
 		a, err := depositdata.ParseAddress(s.WithdrawalAddress, s.AllowLowercaseAddress)
 		if err != nil {
-			return Request{}, err
+			return Request{}, fmt.Errorf("%w: %w", ErrRequest, err)
 		}
 		r.Withdrawal.Address = &a
 	}

@@ -59,6 +59,9 @@ func ParseAddress(s string, allowUnchecksummed bool) (Address, error) {
 		return a, fmt.Errorf("%w %q: not hex", ErrAddress, s)
 	}
 	copy(a[:], b)
+	if checksumAddress(a) == s {
+		return a, nil // includes addresses whose checksummed form has no lowercase letter
+	}
 	body := s[2:]
 	if body == strings.ToLower(body) || body == strings.ToUpper(body) {
 		if !allowUnchecksummed {
@@ -66,10 +69,7 @@ func ParseAddress(s string, allowUnchecksummed bool) (Address, error) {
 		}
 		return a, nil
 	}
-	if checksumAddress(a) != s {
-		return a, fmt.Errorf("%w: %s", ErrAddressChecksum, s)
-	}
-	return a, nil
+	return a, fmt.Errorf("%w: %s", ErrAddressChecksum, s)
 }
 
 // BLSCredentials are 0x00 credentials: the prefix and sha256(pubkey)[1:].

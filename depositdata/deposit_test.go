@@ -257,3 +257,15 @@ func FuzzVerifyFile(f *testing.F) {
 		}
 	})
 }
+
+func TestParseAddressOneCaseChecksum(t *testing.T) {
+	// This address's EIP-55 form has no lowercase letter: it is checksummed.
+	const s = "0x000000000000000000000000000000012571020D"
+	a, err := depositdata.ParseAddress(s, false)
+	if err != nil || a.String() != s {
+		t.Fatalf("%v %s", err, a)
+	}
+	if _, err := depositdata.ParseAddress(strings.ToLower(s), false); !errors.Is(err, depositdata.ErrAddressLowercase) {
+		t.Fatalf("lowercase form of it: %v", err)
+	}
+}

@@ -217,9 +217,41 @@ func ReadMessage(r io.Reader, max int) (*Message, error) {
 	return &m, nil
 }
 
-// LogValue summarises a request without its credentials.
-func (r *LoadRequest) LogValue() slog.Value {
+// LogValue summarises a request without its credentials. (Value receiver:
+// it serves LoadRequest and *LoadRequest alike.)
+func (r LoadRequest) LogValue() slog.Value {
 	return slog.GroupValue(
 		slog.Int("version", r.Version), slog.String("region", r.Region),
 		slog.Int("records", len(r.Records)), slog.Bool("takeover", r.Takeover))
 }
+
+// String summarises a request without its credentials.
+func (r LoadRequest) String() string {
+	return fmt.Sprintf("load request v%d (%s, %d records, takeover=%t)", r.Version, r.Region, len(r.Records), r.Takeover)
+}
+
+// GoString is String: %#v must not print the credentials either.
+func (r LoadRequest) GoString() string { return r.String() }
+
+// LogValue summarises a message without the credentials it may carry.
+func (m Message) LogValue() slog.Value {
+	attrs := []slog.Attr{slog.String("type", m.Type)}
+	if m.Load != nil {
+		attrs = append(attrs, slog.Any("load", m.Load.LogValue()))
+	}
+	if m.Result != nil {
+		attrs = append(attrs, slog.Int("results", len(m.Result.Keys)))
+	}
+	return slog.GroupValue(attrs...)
+}
+
+// String summarises a message without the credentials it may carry.
+func (m Message) String() string {
+	if m.Load != nil {
+		return m.Type + ": " + m.Load.String()
+	}
+	return m.Type
+}
+
+// GoString is String.
+func (m Message) GoString() string { return m.String() }

@@ -227,8 +227,7 @@ func TestRedactionSurvivesDestroy(t *testing.T) {
 
 // TestLoadRequestRedaction: the enclave's load request carries the parent
 // role's credentials; it is logged (slog) and formatted (%v, %+v) without
-// them. The cases under "knownGaps" leak today and are skipped until
-// enclave.LoadRequest/Message redact themselves (see SECURITY.md).
+// them, also where a value (not a pointer) or a Message wraps it.
 func TestLoadRequestRedaction(t *testing.T) {
 	creds := enclave.Credentials{AccessKeyID: "AKIDREDACTIONTEST", SecretAccessKey: "redaction/secret+access+key", SessionToken: "redaction-session-token"}
 	secrets := [][]byte{[]byte(creds.SecretAccessKey), []byte(creds.SessionToken)}
@@ -249,7 +248,7 @@ func TestLoadRequestRedaction(t *testing.T) {
 		slog.New(mk(&buf)).Debug("load request", "request", lr, slog.Any("r", lr))
 		assertClean(t, "slog", buf.String(), secrets)
 	}
-	knownGaps := map[string]func() string{
+	wrapped := map[string]func() string{
 		"%s of a *LoadRequest inside a struct": func() string { return fmt.Sprintf("%s", struct{ R any }{lr}) },
 		"slog JSON of a LoadRequest value": func() string {
 			var buf bytes.Buffer
@@ -262,12 +261,12 @@ func TestLoadRequestRedaction(t *testing.T) {
 			return buf.String()
 		},
 	}
-	for name, f := range knownGaps {
+	for name, f := range wrapped {
 		t.Run(name, func(t *testing.T) {
 			out := f()
 			for _, s := range secrets {
 				if strings.Contains(out, string(s)) {
-					t.Skipf("KNOWN LEAK (enclave/protocol.go: LoadRequest and Message do not redact; Credentials' fields are plain strings): %s", name)
+					t.Fatalf("credentials leak: %s", out)
 				}
 			}
 		})

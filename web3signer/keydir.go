@@ -107,7 +107,11 @@ const (
 // NormalizePubkey returns pubkey as 96 lowercase hex characters without
 // "0x", or an error wrapping ErrKey.
 func NormalizePubkey(pubkey string) (string, error) {
-	p := strings.ToLower(strings.TrimPrefix(strings.TrimPrefix(pubkey, "0x"), "0X"))
+	p := pubkey
+	if len(p) >= 2 && p[0] == '0' && (p[1] == 'x' || p[1] == 'X') {
+		p = p[2:]
+	}
+	p = strings.ToLower(p)
 	if b, err := hex.DecodeString(p); err != nil || len(b) != 48 {
 		return "", fmt.Errorf("%w: pubkey %q is not 48 bytes of hex", ErrKey, pubkey)
 	}
