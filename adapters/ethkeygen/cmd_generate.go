@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -51,6 +52,11 @@ func (b *backendFlags) openStore(ctx context.Context) (store.Store, error) {
 }
 
 func runGenerate(ctx context.Context, e *env, args []string) error {
+	for _, a := range args {
+		if a == "--lambda" || a == "-lambda" || strings.HasPrefix(a, "--lambda=") || strings.HasPrefix(a, "-lambda=") {
+			return runFanout(ctx, e, args) // generate in Lambda, fanned out
+		}
+	}
 	fs := newFlags(e, "generate", "--count K --chain NAME [flags]",
 		"Generates K validators in memory (a fresh 24-word mnemonic each by default), verifies each keystore and deposit,\n"+
 			"seals every secret (fresh data key, AES-256-GCM, bound to its pubkey) and stores it, then writes the\n"+
@@ -70,12 +76,9 @@ func runGenerate(ctx context.Context, e *env, args []string) error {
 	maxMem := byteSize(custody.DefaultMaxMemory)
 	fs.Var(&maxMem, "max-memory", "memory bound for key generation (scrypt needs 256MiB per worker), e.g. 4GiB")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
-	lambdaFn := fs.String("lambda", "", "generate in this AWS Lambda function, fanned out in batches (see generate-lambda --help)")
+	fs.String("lambda", "", "generate in this AWS Lambda function, fanned out in batches (flags: see generate-lambda --help)")
 	if err := parseNoArgs(fs, args); err != nil {
 		return err
-	}
-	if *lambdaFn != "" {
-		return usagef("--lambda: use 'ethkeygen generate-lambda --lambda %s ...' for a fanned-out run", *lambdaFn)
 	}
 	if err := requireFlag(fs, "count"); err != nil {
 		return err

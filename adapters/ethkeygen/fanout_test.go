@@ -114,7 +114,7 @@ func TestGenerateLambdaFanOut(t *testing.T) {
 	withInvoker(t, f)
 	out := t.TempDir()
 	f.throttleOnce["cli-run/b00001"] = true
-	r := runCLI(t, "generate-lambda", "--lambda", "ethkeygen", "--count", "23", "--batch-size", "5", "--concurrency", "3",
+	r := runCLI(t, "generate", "--lambda", "ethkeygen", "--count", "23", "--batch-size", "5", "--concurrency", "3",
 		"--chain", "hoodi", "--withdrawal-address", testAddress, "--compounding", "--amount-gwei", "64000000000",
 		"--secret-format", "raw", "--request-id", "cli-run", "--out", out, "--json")
 	if r.code != 0 {
