@@ -1,0 +1,144 @@
+// Package memory checks the memory bound of key generation (issue 6,
+// item 4): with scrypt keystores (256 MiB per run), `--max-memory` decides
+// how many workers run, and the process's peak resident set (the child's
+// getrusage ru_maxrss after wait) must stay within the bound plus a fixed
+// allowance for the rest of the process, and must not grow with the number
+// of validators.
+package memory
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+const (
+	mib = 1 << 20
+	// allowance is what the process may hold beyond the scrypt buffers the
+	// bound pays for: the Go runtime, BLS tables, the store, buffers.
+	allowance = 120 * mib
+	// growth is the slack on "does not grow with N": peak(8) must stay
+	// under peak(4)·1.15 + growth.
+	growth = 16 * mib
+)
+
+var binary string
+
+func TestMain(m *testing.M) {
+	os.Exit(func() int {
+		if runtime.GOOS != "linux" {
+			fmt.Println("memory tests: Linux only (ru_maxrss in KiB); skipped")
+			return 0
+		}
+		dir, err := os.MkdirTemp("", "ethkeygen-memory-")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		defer os.RemoveAll(dir)
+		binary = filepath.Join(dir, "ethkeygen")
+		cmd := exec.Command("go", "build", "-o", binary, "github.com/ethkeygen/ethkeygen/adapters/ethkeygen")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "go build: %v\n%s", err, out)
+			return 1
+		}
+		return m.Run()
+	}())
+}
+
+// peakRSS runs the CLI and returns its peak resident set in bytes.
+func peakRSS(t *testing.T, env []string, args ...string) int64 {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, binary, args...)
+	// The bound is the CLI's job: no GOGC or GOMEMLIMIT from outside may
+	// help it (or hurt it).
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "GOGC=") && !strings.HasPrefix(kv, "GOMEMLIMIT=") && !strings.HasPrefix(kv, "GODEBUG=") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	cmd.Env = append(cmd.Env, env...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	start := time.Now()
+	if err := cmd.Run(); err != nil {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) || ctx.Err() != nil {
+			t.Fatalf("ethkeygen %s: %v: %s", args[0], err, stderr.String())
+		}
+		t.Fatal(err)
+	}
+	ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage)
+	if !ok {
+		t.Fatal("no rusage for the child")
+	}
+	rss := ru.Maxrss * 1024 // KiB on Linux
+	t.Logf("%s: peak RSS %d MiB in %.1fs", strings.Join(args[:1], " "), rss/mib, time.Since(start).Seconds())
+	return rss
+}
+
+func existing(t *testing.T, maxMemory string, n int) int64 {
+	t.Helper()
+	dir := t.TempDir()
+	mn := filepath.Join(dir, "mnemonic.txt")
+	pw := filepath.Join(dir, "password.txt")
+	if err := os.WriteFile(mn, []byte("test test test test test test test test test test test waste\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(pw, []byte("a long enough password\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return peakRSS(t, nil, "existing-mnemonic", "--mnemonic-file", mn, "--keystore-password-file", pw,
+		"--count", fmt.Sprint(n), "--chain", "hoodi", "--kdf", "scrypt", "--out", filepath.Join(dir, "out"),
+		"--max-memory", maxMemory)
+}
+
+// TestMaxMemoryOneWorker: 300MiB fits one scrypt worker. Peak RSS stays
+// under the bound plus the allowance, for 4 and for 8 validators, and does
+// not grow with their number.
+func TestMaxMemoryOneWorker(t *testing.T) {
+	p4 := existing(t, "300MiB", 4)
+	p8 := existing(t, "300MiB", 8)
+	for n, p := range map[int]int64{4: p4, 8: p8} {
+		if p >= 300*mib+allowance {
+			t.Errorf("--max-memory 300MiB, %d validators: peak RSS %d MiB, want < %d MiB", n, p/mib, (300*mib+allowance)/mib)
+		}
+	}
+	if float64(p8) >= float64(p4)*1.15+growth {
+		t.Errorf("peak RSS grows with the validators: %d MiB for 4, %d MiB for 8", p4/mib, p8/mib)
+	}
+	t.Logf("1 worker: peak RSS %d MiB (4 validators), %d MiB (8 validators)", p4/mib, p8/mib)
+}
+
+// TestMaxMemoryTwoWorkers: 600MiB fits two scrypt workers.
+func TestMaxMemoryTwoWorkers(t *testing.T) {
+	p := existing(t, "600MiB", 8)
+	if p >= 600*mib+allowance {
+		t.Errorf("--max-memory 600MiB: peak RSS %d MiB, want < %d MiB", p/mib, (600*mib+allowance)/mib)
+	}
+	t.Logf("2 workers: peak RSS %d MiB (%d MiB per worker)", p/mib, p/2/mib)
+}
+
+// TestMaxMemoryGenerate: the main job with keystore secrets (scrypt, then
+// sealing and the embedded store) keeps the same bound.
+func TestMaxMemoryGenerate(t *testing.T) {
+	dir := t.TempDir()
+	p := peakRSS(t, []string{"ETHKEYGEN_HOME=" + filepath.Join(dir, "home")},
+		"generate", "--count", "4", "--chain", "hoodi", "--secret-format", "keystore", "--kdf", "scrypt",
+		"--db", filepath.Join(dir, "ethkeygen.db"), "--out", filepath.Join(dir, "out"), "--request-id", "memory",
+		"--max-memory", "300MiB")
+	if p >= 300*mib+allowance {
+		t.Errorf("generate --max-memory 300MiB: peak RSS %d MiB, want < %d MiB", p/mib, (300*mib+allowance)/mib)
+	}
+}
