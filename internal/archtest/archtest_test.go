@@ -237,7 +237,7 @@ var loggers = []string{"enclave", "enclave/parent"}
 
 // slogTypeOnly are the packages that import log/slog only to make their
 // secret types redact themselves in logs (slog.LogValuer); they never log.
-var slogTypeOnly = []string{"keygen"}
+var slogTypeOnly = []string{"keygen", "custody"}
 
 // TestLibraryNeverLogs: no library package imports "log"; log/slog is
 // imported only by the adapters, by the packages in loggers, and by
