@@ -317,10 +317,10 @@ func (k *Keystore) deriveKey(pw []byte) ([]byte, error) {
 		if p.DKLen != 32 || p.N < 2 || p.N > MaxScryptN || p.N&(p.N-1) != 0 || p.R < 1 || p.P < 1 || p.R*p.P >= 1<<12 {
 			return nil, fmt.Errorf("%w: scrypt parameters out of range (dklen=%d n=%d r=%d p=%d)", ErrUnsupported, p.DKLen, p.N, p.R, p.P)
 		}
-		dk, err := scrypt.Key(pw, salt, p.N, p.R, p.P, p.DKLen)
-		if 128*p.N*p.R >= 64<<20 { // free the 128·r·n-byte buffer before the next run allocates one: --max-memory (tests/memory)
+		if 128*p.N*p.R >= 64<<20 { // free the last run's 128·r·n-byte buffer so this one reuses it: --max-memory (tests/memory)
 			runtime.GC()
 		}
+		dk, err := scrypt.Key(pw, salt, p.N, p.R, p.P, p.DKLen)
 		if err != nil {
 			return nil, fmt.Errorf("%w: scrypt: %v", ErrUnsupported, err)
 		}
