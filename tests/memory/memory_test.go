@@ -139,7 +139,7 @@ func TestMaxMemoryOneWorker(t *testing.T) {
 // TestMaxMemoryTwoWorkers: 600MiB fits two scrypt workers.
 func TestMaxMemoryTwoWorkers(t *testing.T) {
 	bound := int64(600*mib + allowance)
-	p := settled(t, bound, func() int64 { return existing(t, "600MiB", 8) })
+	p := settled(t, bound, func() int64 { return existing(t, "600MiB", 4) })
 	if p >= bound {
 		t.Errorf("--max-memory 600MiB: peak RSS %d MiB, want < %d MiB", p/mib, bound/mib)
 	}
