@@ -81,6 +81,7 @@ func runDecrypt(ctx context.Context, e *env, args []string) error {
 			recs = append(recs, rec)
 		}
 	}
+	limitMemory(e, int64(maxMem))
 	p := newProgress(e, "opened", len(recs))
 	secrets, err := custody.NewOpener(st, opener).OpenRecords(ctx, recs, int64(maxMem), p.update)
 	p.finish()

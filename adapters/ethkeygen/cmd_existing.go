@@ -92,6 +92,7 @@ func runExistingMnemonic(ctx context.Context, e *env, args []string) error {
 		return fmt.Errorf("output directory: %w", err)
 	}
 
+	limitMemory(e, int64(maxMem))
 	p := newProgress(e, "validators", *count)
 	built, err := custody.BuildFromMnemonic(ctx, custody.MnemonicRequest{
 		Seed: seed, StartIndex: uint32(*start), Count: *count, Network: network,

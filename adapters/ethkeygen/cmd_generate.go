@@ -127,6 +127,7 @@ func runGenerate(ctx context.Context, e *env, args []string) error {
 	e.log.Debug("generate", "request_id", req.ID, "count", req.Count, "network", req.Network.Name,
 		"format", req.Format, "store", storeName(&bf.cfg), "kms", bf.cfg.KMSKeyID != "")
 	fmt.Fprintf(e.stderr, "request id %s (re-run with --request-id %s to resume or repeat)\n", req.ID, req.ID)
+	limitMemory(e, int64(maxMem))
 	p := newProgress(e, "validators stored", req.Count)
 	res, err := gen.Generate(ctx, req, func(done, _ int) { p.update(done) })
 	p.finish()

@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"sort"
 	"strings"
 	"syscall"
@@ -194,4 +195,15 @@ func parseNoArgs(fs *flag.FlagSet, args []string) error {
 		return usagef("unexpected argument %q", rest[0])
 	}
 	return nil
+}
+
+// limitMemory sets the Go runtime's soft memory limit to the --max-memory
+// bound plus an allowance for everything that is not a KDF buffer, unless
+// the operator set GOMEMLIMIT: the collector then returns freed scrypt
+// buffers before the process grows past the bound.
+func limitMemory(e *env, maxMemory int64) {
+	if e.getenv("GOMEMLIMIT") != "" || maxMemory <= 0 {
+		return
+	}
+	debug.SetMemoryLimit(maxMemory + 128<<20)
 }

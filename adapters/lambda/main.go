@@ -32,6 +32,7 @@ import (
 	"context"
 	"log/slog"
 	"os"
+	"runtime/debug"
 
 	"github.com/aws/aws-lambda-go/lambda"
 
@@ -65,6 +66,9 @@ func setup(ctx context.Context, getenv func(string) string, logger *slog.Logger)
 	sealer, mnemonicSealer, err := bc.Sealers(ctx)
 	if err != nil {
 		return nil, err
+	}
+	if getenv("GOMEMLIMIT") == "" && cfg.MaxMemory > 0 {
+		debug.SetMemoryLimit(cfg.MaxMemory / 8 * 9) // 90% of the function's memory: freed scrypt buffers are collected in time
 	}
 	opts := []custody.Option{custody.WithMaxMemory(cfg.MaxMemory)}
 	if mnemonicSealer != nil {
