@@ -11,16 +11,12 @@ package concurrency
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"database/sql"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -28,7 +24,6 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
-	_ "modernc.org/sqlite" // database/sql driver "sqlite", for integrity_check
 
 	"github.com/ethkeygen/ethkeygen/custody"
 	"github.com/ethkeygen/ethkeygen/depositdata"
@@ -38,6 +33,7 @@ import (
 	"github.com/ethkeygen/ethkeygen/store"
 	"github.com/ethkeygen/ethkeygen/store/dynamostore"
 	"github.com/ethkeygen/ethkeygen/store/sqlitestore"
+	"github.com/ethkeygen/ethkeygen/tests/clitest"
 )
 
 const (
@@ -47,27 +43,7 @@ const (
 
 var binary string
 
-func TestMain(m *testing.M) {
-	os.Exit(func() int {
-		if runtime.GOOS != "linux" {
-			fmt.Println("concurrency tests: Linux only; skipped")
-			return 0
-		}
-		dir, err := os.MkdirTemp("", "ethkeygen-concurrency-")
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		defer os.RemoveAll(dir)
-		binary = filepath.Join(dir, "ethkeygen")
-		cmd := exec.Command("go", "build", "-o", binary, "github.com/ethkeygen/ethkeygen/adapters/ethkeygen")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			fmt.Fprintf(os.Stderr, "go build: %v\n%s", err, out)
-			return 1
-		}
-		return m.Run()
-	}())
-}
+func TestMain(m *testing.M) { os.Exit(clitest.Main(m, "concurrency", &binary)) }
 
 type result struct {
 	code           int
@@ -168,7 +144,7 @@ func TestEmbeddedProcesses(t *testing.T) {
 				t.Fatal("the request does not complete after the concurrent runs")
 			}
 		}
-		integrityCheck(t, db)
+		clitest.IntegrityCheck(t, db)
 		recs := checkStore(t, db, map[string]int{"same": count})
 		for _, r := range results {
 			if r.code == 0 {
@@ -194,7 +170,7 @@ func TestEmbeddedProcesses(t *testing.T) {
 				}
 			}
 		}
-		integrityCheck(t, db)
+		clitest.IntegrityCheck(t, db)
 		recs := checkStore(t, db, want)
 		for _, r := range results {
 			if r.code == 0 {
@@ -317,19 +293,6 @@ func checkDepositFiles(t *testing.T, dir string, recs map[string]*store.Record) 
 	}
 }
 
-func integrityCheck(t *testing.T, path string) {
-	t.Helper()
-	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	var msg string
-	if err := db.QueryRowContext(t.Context(), "PRAGMA integrity_check").Scan(&msg); err != nil || msg != "ok" {
-		t.Fatalf("integrity_check of %s: %q %v", path, msg, err)
-	}
-}
-
 // TestDynamoDBGenerate runs custody.Generate six times at once on DynamoDB
 // Local, sealing with local-kms: three calls share one request id (as a
 // retried Lambda would) and three have their own.
@@ -338,7 +301,7 @@ func TestDynamoDBGenerate(t *testing.T) {
 	kmsCfg := testenv.AWSConfig(t, testenv.KMSEndpoint(t))
 	keyARN := testenv.NewKMSKey(t, kmsCfg)
 	ddb := dynamodb.NewFromConfig(testenv.AWSConfig(t, testenv.DynamoDBEndpoint(t)))
-	table := "concurrency-" + randomHex(t, 6)
+	table := "concurrency-" + clitest.RandomHex(t, 6)
 	if err := dynamostore.CreateTable(t.Context(), ddb, table); err != nil {
 		t.Fatal(err)
 	}
@@ -398,12 +361,4 @@ func TestDynamoDBGenerate(t *testing.T) {
 			t.Errorf("request %s: the calls report %d created in total, want %d", id, n, count)
 		}
 	}
-}
-
-func randomHex(t *testing.T, n int) string {
-	b := make([]byte, n)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatal(err)
-	}
-	return hex.EncodeToString(b)
 }

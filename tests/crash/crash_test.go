@@ -21,16 +21,12 @@ package crash
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"database/sql"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -40,7 +36,6 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
-	_ "modernc.org/sqlite" // database/sql driver "sqlite", for integrity_check
 
 	"github.com/ethkeygen/ethkeygen/custody"
 	"github.com/ethkeygen/ethkeygen/depositdata"
@@ -50,6 +45,7 @@ import (
 	"github.com/ethkeygen/ethkeygen/store"
 	"github.com/ethkeygen/ethkeygen/store/dynamostore"
 	"github.com/ethkeygen/ethkeygen/store/sqlitestore"
+	"github.com/ethkeygen/ethkeygen/tests/clitest"
 )
 
 // count is the size of every request: small enough for a trial of about a
@@ -59,27 +55,7 @@ const count = 12
 // binary is the crashtest build of the CLI, made once by TestMain.
 var binary string
 
-func TestMain(m *testing.M) {
-	os.Exit(func() int {
-		if runtime.GOOS != "linux" {
-			fmt.Println("crash tests: Linux only (SIGKILL of self, /proc); skipped")
-			return 0
-		}
-		dir, err := os.MkdirTemp("", "ethkeygen-crash-")
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		defer os.RemoveAll(dir)
-		binary = filepath.Join(dir, "ethkeygen")
-		cmd := exec.Command("go", "build", "-tags", "crashtest", "-o", binary, "github.com/ethkeygen/ethkeygen/adapters/ethkeygen")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			fmt.Fprintf(os.Stderr, "go build -tags crashtest: %v\n%s", err, out)
-			return 1
-		}
-		return m.Run()
-	}())
-}
+func TestMain(m *testing.M) { os.Exit(clitest.Main(m, "crash", &binary, "crashtest")) }
 
 // trial is a request killed once per entry of kills (in successive runs
 // of the same request id), then run to completion.
@@ -148,7 +124,7 @@ func TestCrashEmbedded(t *testing.T) {
 		t.Cleanup(st.close)
 		return []string{"--db", db}, st, func(t *testing.T) {
 			t.Helper()
-			integrityCheck(t, db)
+			clitest.IntegrityCheck(t, db)
 			if err := st.open(t); err != nil {
 				t.Fatalf("store unreadable after a kill: %v", err)
 			}
@@ -184,7 +160,7 @@ func TestCrashAWS(t *testing.T) {
 	ddbEP := testenv.DynamoDBEndpoint(t)
 	kmsCfg := testenv.AWSConfig(t, kmsEP)
 	keyARN := testenv.NewKMSKey(t, kmsCfg)
-	table := "crash-" + randomHex(t, 6)
+	table := "crash-" + clitest.RandomHex(t, 6)
 	ddb := dynamodb.NewFromConfig(testenv.AWSConfig(t, ddbEP))
 	if err := dynamostore.CreateTable(t.Context(), ddb, table); err != nil {
 		t.Fatal(err)
@@ -230,7 +206,7 @@ func runTrials(t *testing.T, h *harness) {
 				dir := t.TempDir()
 				out := filepath.Join(dir, "out")
 				backendArgs, st, readable := h.trial(t, dir)
-				reqID := fmt.Sprintf("crash-%d-%s", i, randomHex(t, 4))
+				reqID := fmt.Sprintf("crash-%d-%s", i, clitest.RandomHex(t, 4))
 				args := append([]string{"generate", "--json", "--count", fmt.Sprint(count), "--chain", "hoodi",
 					"--out", out, "--request-id", reqID, "--secret-format", "raw"}, backendArgs...)
 				for _, at := range tr.kills {
@@ -297,35 +273,6 @@ func run(t *testing.T, env []string, at string, args []string) result {
 		t.Fatalf("ethkeygen %s did not finish in time: %s", at, r.stderr)
 	}
 	return r
-}
-
-// integrityCheck runs SQLite's own consistency check on the store file.
-func integrityCheck(t *testing.T, path string) {
-	t.Helper()
-	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	rows, err := db.QueryContext(t.Context(), "PRAGMA integrity_check")
-	if err != nil {
-		t.Fatalf("integrity_check: %v", err)
-	}
-	defer rows.Close()
-	var msgs []string
-	for rows.Next() {
-		var s string
-		if err := rows.Scan(&s); err != nil {
-			t.Fatal(err)
-		}
-		msgs = append(msgs, s)
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatalf("integrity_check: %v", err)
-	}
-	if len(msgs) != 1 || msgs[0] != "ok" {
-		t.Fatalf("integrity_check of %s: %q", path, msgs)
-	}
 }
 
 // records reads a request's records, failing on a slot held twice, a
@@ -437,12 +384,4 @@ func checkComplete(t *testing.T, st store.Store, op *custody.Opener, reqID, out,
 	if deps, errs := depositdata.VerifyFile(b, &depositdata.Hoodi); len(errs) != 0 || len(deps) != count {
 		t.Fatalf("final deposit file: %d entries, %v", len(deps), errs)
 	}
-}
-
-func randomHex(t *testing.T, n int) string {
-	b := make([]byte, n)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatal(err)
-	}
-	return hex.EncodeToString(b)
 }

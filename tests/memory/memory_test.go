@@ -14,11 +14,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ethkeygen/ethkeygen/tests/clitest"
 )
 
 const (
@@ -33,27 +34,7 @@ const (
 
 var binary string
 
-func TestMain(m *testing.M) {
-	os.Exit(func() int {
-		if runtime.GOOS != "linux" {
-			fmt.Println("memory tests: Linux only (ru_maxrss in KiB); skipped")
-			return 0
-		}
-		dir, err := os.MkdirTemp("", "ethkeygen-memory-")
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		defer os.RemoveAll(dir)
-		binary = filepath.Join(dir, "ethkeygen")
-		cmd := exec.Command("go", "build", "-o", binary, "github.com/ethkeygen/ethkeygen/adapters/ethkeygen")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			fmt.Fprintf(os.Stderr, "go build: %v\n%s", err, out)
-			return 1
-		}
-		return m.Run()
-	}())
-}
+func TestMain(m *testing.M) { os.Exit(clitest.Main(m, "memory", &binary)) }
 
 // peakRSS runs the CLI and returns its peak resident set in bytes.
 func peakRSS(t *testing.T, env []string, args ...string) int64 {
