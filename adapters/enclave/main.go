@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/ethkeygen/ethkeygen/internal/hardening"
+
 	"github.com/mdlayher/vsock"
 
 	"github.com/ethkeygen/ethkeygen/attest"
@@ -21,6 +23,7 @@ import (
 )
 
 func main() {
+	_ = hardening.DisableCoreDumps() // best effort: secrets stay out of core files
 	port := flag.Uint("port", 5005, "vsock port to accept the parent's requests on")
 	proxyPort := flag.Uint("kms-proxy-port", 8000, "vsock port of the parent's vsock-proxy to the KMS endpoint")
 	keyDir := flag.String("key-dir", "/run/web3signer/keys", "Web3Signer key directory (must be on a tmpfs)")

@@ -20,6 +20,8 @@ import (
 	"sort"
 	"strings"
 	"syscall"
+
+	"github.com/ethkeygen/ethkeygen/internal/hardening"
 )
 
 // env is what a command sees of the outside world; tests substitute it.
@@ -61,16 +63,11 @@ func (u usageError) Unwrap() error { return u.err }
 func usagef(format string, args ...any) error { return usageError{fmt.Errorf(format, args...)} }
 
 func main() {
-	disableCoreDumps()
+	_ = hardening.DisableCoreDumps() // best effort: secrets stay out of core files
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	e := &env{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv, isTerminal: isTerminal(os.Stderr)}
 	os.Exit(run(ctx, e, os.Args[1:]))
-}
-
-// disableCoreDumps keeps secrets in memory out of core files.
-func disableCoreDumps() {
-	_ = syscall.Setrlimit(syscall.RLIMIT_CORE, &syscall.Rlimit{Cur: 0, Max: 0})
 }
 
 func mainUsage(w io.Writer) {

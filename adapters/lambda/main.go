@@ -34,6 +34,8 @@ import (
 	"os"
 	"runtime/debug"
 
+	"github.com/ethkeygen/ethkeygen/internal/hardening"
+
 	"github.com/aws/aws-lambda-go/lambda"
 
 	"github.com/ethkeygen/ethkeygen/adapters/lambda/handler"
@@ -42,6 +44,7 @@ import (
 )
 
 func main() {
+	_ = hardening.DisableCoreDumps() // best effort: secrets stay out of core files
 	logger := slog.New(slog.NewJSONHandler(os.Stderr, nil))
 	h, err := setup(context.Background(), os.Getenv, logger)
 	if err != nil {

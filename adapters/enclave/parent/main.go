@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/ethkeygen/ethkeygen/internal/hardening"
+
 	"github.com/mdlayher/vsock"
 
 	"github.com/ethkeygen/ethkeygen/enclave/parent"
@@ -24,6 +26,7 @@ import (
 )
 
 func main() {
+	_ = hardening.DisableCoreDumps() // best effort: secrets stay out of core files
 	cid := flag.Uint("enclave-cid", 16, "CID of the enclave (nitro-cli describe-enclaves)")
 	port := flag.Uint("port", 5005, "vsock port the enclave listens on")
 	table := flag.String("dynamodb-table", "", "DynamoDB table of the store (else --db)")
