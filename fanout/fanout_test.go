@@ -5,13 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"filippo.io/age"
+	"github.com/ethkeygen/ethkeygen/custody/custodytest"
+
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/lambda/types"
@@ -19,7 +19,6 @@ import (
 	"github.com/ethkeygen/ethkeygen/adapters/lambda/handler"
 	"github.com/ethkeygen/ethkeygen/custody"
 	"github.com/ethkeygen/ethkeygen/depositdata"
-	"github.com/ethkeygen/ethkeygen/envelope"
 	"github.com/ethkeygen/ethkeygen/fanout"
 	"github.com/ethkeygen/ethkeygen/store"
 	"github.com/ethkeygen/ethkeygen/store/sqlitestore"
@@ -51,19 +50,8 @@ type function struct {
 
 func newFunction(t *testing.T, allowed ...string) *function {
 	t.Helper()
-	st, err := sqlitestore.Open(t.Context(), filepath.Join(t.TempDir(), "keys.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	id, err := age.GenerateX25519Identity()
-	if err != nil {
-		t.Fatal(err)
-	}
-	gen, err := custody.NewGenerator(st, envelope.NewLocalSealer(id.Recipient()))
-	if err != nil {
-		t.Fatal(err)
-	}
+	e := custodytest.NewEmbedded(t)
+	st, gen := e.Store, e.Generator
 	if len(allowed) == 0 {
 		allowed = []string{"hoodi"}
 	}

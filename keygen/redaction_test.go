@@ -9,19 +9,16 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"filippo.io/age"
+	"github.com/ethkeygen/ethkeygen/custody/custodytest"
 
 	"github.com/ethkeygen/ethkeygen/custody"
 	"github.com/ethkeygen/ethkeygen/depositdata"
 	"github.com/ethkeygen/ethkeygen/enclave"
-	"github.com/ethkeygen/ethkeygen/envelope"
 	"github.com/ethkeygen/ethkeygen/keygen"
-	"github.com/ethkeygen/ethkeygen/store/sqlitestore"
 )
 
 // redactionMnemonic is public: it is the secret this test looks for.
@@ -100,24 +97,13 @@ func samples(t *testing.T) []secretSample {
 func openedSecret(t *testing.T) (*custody.Secret, [][]byte) {
 	t.Helper()
 	ctx := context.Background()
-	st, err := sqlitestore.Open(ctx, filepath.Join(t.TempDir(), "ethkeygen.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	id, err := age.GenerateX25519Identity()
-	if err != nil {
-		t.Fatal(err)
-	}
-	g, err := custody.NewGenerator(st, envelope.NewLocalSealer(id.Recipient()))
-	if err != nil {
-		t.Fatal(err)
-	}
+	e := custodytest.NewEmbedded(t)
+	g := e.Generator
 	res, err := g.Generate(ctx, custody.Request{ID: "redaction", Count: 1, Network: depositdata.Hoodi, Format: custody.FormatRaw}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, _, err := custody.NewOpener(st, envelope.NewLocalOpener(id)).Open(ctx, res.Validators[0].Pubkey)
+	s, _, err := e.Opener.Open(ctx, res.Validators[0].Pubkey)
 	if err != nil {
 		t.Fatal(err)
 	}

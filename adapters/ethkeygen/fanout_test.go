@@ -10,7 +10,8 @@ import (
 	"sync"
 	"testing"
 
-	"filippo.io/age"
+	"github.com/ethkeygen/ethkeygen/custody/custodytest"
+
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/lambda/types"
@@ -18,7 +19,6 @@ import (
 	"github.com/ethkeygen/ethkeygen/adapters/lambda/handler"
 	"github.com/ethkeygen/ethkeygen/custody"
 	"github.com/ethkeygen/ethkeygen/depositdata"
-	"github.com/ethkeygen/ethkeygen/envelope"
 	"github.com/ethkeygen/ethkeygen/fanout"
 	"github.com/ethkeygen/ethkeygen/store"
 	"github.com/ethkeygen/ethkeygen/store/sqlitestore"
@@ -39,19 +39,8 @@ type foFunction struct {
 
 func newFoFunction(t *testing.T) *foFunction {
 	t.Helper()
-	st, err := sqlitestore.Open(t.Context(), filepath.Join(t.TempDir(), "fn.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	id, err := age.GenerateX25519Identity()
-	if err != nil {
-		t.Fatal(err)
-	}
-	gen, err := custody.NewGenerator(st, envelope.NewLocalSealer(id.Recipient()))
-	if err != nil {
-		t.Fatal(err)
-	}
+	e := custodytest.NewEmbedded(t)
+	st, gen := e.Store, e.Generator
 	return &foFunction{h: &handler.Handler{Generator: gen, AllowedChains: []string{"hoodi"}, MaxCount: 10}, store: st,
 		broken: map[string]bool{}, throttleOnce: map[string]bool{}}
 }

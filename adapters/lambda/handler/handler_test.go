@@ -5,18 +5,15 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
 
-	"filippo.io/age"
+	"github.com/ethkeygen/ethkeygen/custody/custodytest"
 
 	"github.com/ethkeygen/ethkeygen/adapters/lambda/handler"
 	"github.com/ethkeygen/ethkeygen/custody"
 	"github.com/ethkeygen/ethkeygen/depositdata"
-	"github.com/ethkeygen/ethkeygen/envelope"
-	"github.com/ethkeygen/ethkeygen/store/sqlitestore"
 )
 
 func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
@@ -77,19 +74,7 @@ func TestConfigFromEnv(t *testing.T) {
 
 func newHandler(t *testing.T) *handler.Handler {
 	t.Helper()
-	st, err := sqlitestore.Open(t.Context(), filepath.Join(t.TempDir(), "keys.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	id, err := age.GenerateX25519Identity()
-	if err != nil {
-		t.Fatal(err)
-	}
-	gen, err := custody.NewGenerator(st, envelope.NewLocalSealer(id.Recipient()))
-	if err != nil {
-		t.Fatal(err)
-	}
+	gen := custodytest.NewEmbedded(t).Generator
 	return &handler.Handler{Generator: gen, AllowedChains: []string{"hoodi"}, MaxCount: 5, Logger: slog.New(slog.DiscardHandler)}
 }
 
