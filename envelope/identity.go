@@ -68,6 +68,17 @@ func LoadOrCreateIdentity(path string) (id *age.X25519Identity, created bool, er
 	return id, true, nil
 }
 
+// LoadIdentity loads an existing age X25519 identity file, with the checks
+// of LoadOrCreateIdentity (no symlink, no group or other access); it never
+// creates one.
+func LoadIdentity(path string) (*age.X25519Identity, error) {
+	id, err := loadIdentity(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("envelope: identity file: %w", err)
+	}
+	return id, err
+}
+
 func loadIdentity(path string) (*age.X25519Identity, error) {
 	f, err := os.OpenFile(path, os.O_RDONLY|oNoFollow, 0)
 	if err != nil {

@@ -190,3 +190,21 @@ func TestRecipientFile(t *testing.T) {
 		t.Fatal("LoadRecipient accepted an identity file")
 	}
 }
+
+func TestLoadIdentityNeverCreates(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "identity.txt")
+	if _, err := envelope.LoadIdentity(path); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("missing identity: %v", err)
+	}
+	if _, err := os.Stat(path); err == nil {
+		t.Fatal("LoadIdentity created a file")
+	}
+	id, _, err := envelope.LoadOrCreateIdentity(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := envelope.LoadIdentity(path)
+	if err != nil || got.String() != id.String() {
+		t.Fatalf("reload: %v", err)
+	}
+}

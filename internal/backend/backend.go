@@ -181,17 +181,9 @@ func (c *Config) Opener(ctx context.Context, useKMS bool, identityFile string) (
 	if identityFile == "" {
 		identityFile = c.IdentityPath()
 	}
-	id, err := loadIdentity(identityFile)
+	id, err := envelope.LoadIdentity(identityFile)
 	if err != nil {
 		return nil, err
 	}
 	return envelope.NewLocalOpener(id), nil
-}
-
-func loadIdentity(path string) (*age.X25519Identity, error) {
-	if _, err := os.Stat(path); err != nil {
-		return nil, fmt.Errorf("identity file: %w", err)
-	}
-	id, _, err := envelope.LoadOrCreateIdentity(path)
-	return id, err
 }
