@@ -332,6 +332,19 @@ func TestEndToEnd(t *testing.T) {
 		t.Fatalf("interchange %s", b)
 	}
 	w.assertLogsClean()
+	// The loaded keys are marked deposited: loading them again (another
+	// signer) is refused unless it is a takeover.
+	for _, pk := range w.pubkeys {
+		rec, err := w.st.Get(context.Background(), pk)
+		if err != nil || rec.Status != store.StatusDeposited {
+			t.Fatalf("%s: status %v, %v", pk, rec.Status, err)
+		}
+	}
+	os.RemoveAll(w.keyDir)
+	os.Remove(w.ichange)
+	if _, err, _ := w.load(w.pubkeys, false); !errors.Is(err, enclave.ErrRefused) {
+		t.Fatalf("second load without takeover: %v", err)
+	}
 }
 
 func TestStatusRefusals(t *testing.T) {
@@ -377,7 +390,8 @@ func TestStatusRefusals(t *testing.T) {
 		os.Remove(w.ichange)
 	})
 	t.Run("retired, even with takeover", func(t *testing.T) {
-		if err := w.st.SetStatus(ctx, w.pubkeys[2], store.StatusGenerated, store.StatusRetired); err != nil {
+		// The takeover above marked it deposited.
+		if err := w.st.SetStatus(ctx, w.pubkeys[2], store.StatusDeposited, store.StatusRetired); err != nil {
 			t.Fatal(err)
 		}
 		res, err, _ := w.load(w.pubkeys[2:4], true)

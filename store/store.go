@@ -37,8 +37,8 @@ type Status string
 const (
 	StatusGenerated Status = "generated"
 	StatusExported  Status = "exported"
-	StatusDeposited Status = "deposited"
-	StatusRetired   Status = "retired"
+	StatusDeposited Status = "deposited" // deposited and loaded into a signer: loading it elsewhere is a takeover
+	StatusRetired   Status = "retired"   // never to be loaded again
 )
 
 // Valid reports whether s is one of the defined statuses.

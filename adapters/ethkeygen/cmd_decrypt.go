@@ -20,7 +20,9 @@ func runDecrypt(ctx context.Context, e *env, args []string) error {
 		"The protected-compute step. Fetches each record, decrypts its sealed secret (local identity, or --kms),\n"+
 			"checks that the key derives the record's pubkey, and writes per key a keystore, its password file and a\n"+
 			"Web3Signer key config (type file-keystore), files 0600 in a 0700 directory. Raw-format secrets are\n"+
-			"encrypted into a new keystore here (or written as file-raw configs with --raw-configs). Retired keys are refused.")
+			"encrypted into a new keystore here (or written as file-raw configs with --raw-configs).\n"+
+			"Loaded keys are marked deposited (active on a signer). Retired keys are refused; deposited ones too, since\n"+
+			"running a key on two signers is slashable, unless --takeover says the previous signer is stopped for good.")
 	var pubkeys multiFlag
 	fs.Var(&pubkeys, "pubkey", "validator pubkey to open (repeatable)")
 	all := fs.Bool("all", false, "open every stored validator that is not retired")
@@ -29,6 +31,7 @@ func runDecrypt(ctx context.Context, e *env, args []string) error {
 	rawConfigs := fs.Bool("raw-configs", false, "write raw-format keys as Web3Signer file-raw configs (weaker: no KDF protects them)")
 	identity := fs.String("identity-file", "", "local age identity (default: the one in --key-dir)")
 	useKMS := fs.Bool("kms", false, "decrypt with AWS KMS (the records were sealed with --kms-key-id)")
+	takeover := fs.Bool("takeover", false, "also load keys marked deposited (their previous signer must be stopped for good; import its slashing protection)")
 	var bf backendFlags
 	bf.register(fs, false)
 	maxMem := byteSize(custody.DefaultMaxMemory)
@@ -58,12 +61,12 @@ func runDecrypt(ctx context.Context, e *env, args []string) error {
 			if err != nil {
 				return err
 			}
-			if rec.Status != store.StatusRetired {
+			if rec.Status != store.StatusRetired && (*takeover || rec.Status != store.StatusDeposited) {
 				recs = append(recs, rec)
 			}
 		}
 		if len(recs) == 0 {
-			return fmt.Errorf("the store holds no validator to open")
+			return fmt.Errorf("the store holds no validator to open (retired and deposited ones are left out; see --takeover)")
 		}
 	} else {
 		for _, p := range pubkeys {
@@ -75,13 +78,15 @@ func runDecrypt(ctx context.Context, e *env, args []string) error {
 			if err != nil {
 				return fmt.Errorf("0x%s: %w", pk, err)
 			}
-			if rec.Status == store.StatusRetired {
+			switch {
+			case rec.Status == store.StatusRetired:
 				return fmt.Errorf("0x%s is retired: refusing to load it into a signer", pk)
+			case rec.Status == store.StatusDeposited && !*takeover:
+				return fmt.Errorf("0x%s is marked deposited (active on a signer): refusing to load it twice; use --takeover if that signer is stopped for good", pk)
 			}
 			recs = append(recs, rec)
 		}
 	}
-	limitMemory(e, int64(maxMem))
 	p := newProgress(e, "opened", len(recs))
 	secrets, err := custody.NewOpener(st, opener).OpenRecords(ctx, recs, int64(maxMem), p.update)
 	p.finish()
@@ -112,6 +117,14 @@ func runDecrypt(ctx context.Context, e *env, args []string) error {
 	}
 	if err := web3signer.WriteKeyDir(*dir, keys, opts...); err != nil {
 		return err
+	}
+	for _, r := range recs {
+		if r.Status == store.StatusDeposited {
+			continue
+		}
+		if err := st.SetStatus(ctx, r.Pubkey, r.Status, store.StatusDeposited); err != nil {
+			return fmt.Errorf("keys written, but marking 0x%s deposited failed (mark it before loading it anywhere else): %w", r.Pubkey, err)
+		}
 	}
 	if *asJSON {
 		pks := make([]string, len(recs))

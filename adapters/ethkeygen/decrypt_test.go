@@ -94,14 +94,26 @@ func TestDecryptToWeb3Signer(t *testing.T) {
 		t.Fatal(r.stderr)
 	}
 	checkWeb3SignerDir(t, w3s, pubkeys)
+	// Loaded keys are marked deposited; loading one again (a second signer)
+	// is refused unless it is a takeover.
+	if r := runCLI(t, "list", "--db", db, "--status", "deposited", "--json"); strings.Count(r.stdout, "\n") != len(pubkeys) {
+		t.Fatalf("deposited after decrypt: %s", r.stdout)
+	}
+	r = runCLI(t, "decrypt", "--pubkey", pubkeys[1], "--db", db, "--web3signer-dir", filepath.Join(dir, "second"))
+	if r.code == 0 || !strings.Contains(r.stderr, "deposited") {
+		t.Fatalf("second signer: %+v", r)
+	}
+	if r := runCLI(t, "decrypt", "--all", "--db", db, "--web3signer-dir", filepath.Join(dir, "second")); r.code == 0 {
+		t.Fatal("--all loaded deposited keys without --takeover")
+	}
 	// A directory that is not empty is refused unless told, and nothing is replaced.
-	r = runCLI(t, "decrypt", "--pubkey", "0x"+pubkeys[0], "--db", db, "--web3signer-dir", w3s)
+	r = runCLI(t, "decrypt", "--takeover", "--pubkey", "0x"+pubkeys[0], "--db", db, "--web3signer-dir", w3s)
 	if r.code == 0 || !strings.Contains(r.stderr, "not empty") {
 		t.Fatalf("non-empty dir: %+v", r)
 	}
 	// One key alone, into a fresh directory.
 	one := filepath.Join(dir, "one")
-	if r := runCLI(t, "decrypt", "--pubkey", pubkeys[3], "--db", db, "--web3signer-dir", one); r.code != 0 {
+	if r := runCLI(t, "decrypt", "--takeover", "--pubkey", pubkeys[3], "--db", db, "--web3signer-dir", one); r.code != 0 {
 		t.Fatal(r.stderr)
 	}
 	checkWeb3SignerDir(t, one, pubkeys[3:])
@@ -112,7 +124,7 @@ func TestDecryptToWeb3Signer(t *testing.T) {
 		t.Fatal(r.stderr)
 	}
 	bad := filepath.Join(dir, "bad")
-	r = runCLI(t, "decrypt", "--all", "--db", db, "--web3signer-dir", bad)
+	r = runCLI(t, "decrypt", "--all", "--takeover", "--db", db, "--web3signer-dir", bad)
 	if r.code == 0 || !strings.Contains(r.stderr, "authentication failed") {
 		t.Fatalf("wrong identity: %+v", r)
 	}

@@ -21,6 +21,7 @@ import (
 // Store is what Load needs of a store.
 type Store interface {
 	Get(ctx context.Context, pubkey string) (*store.Record, error)
+	SetStatus(ctx context.Context, pubkey string, from, to store.Status) error
 }
 
 var _ Store = store.Store(nil)
@@ -80,6 +81,16 @@ func Load(ctx context.Context, conn io.ReadWriter, st Store, req Request, log *s
 	}
 	if !res.OK {
 		return res, fmt.Errorf("%w: %s", enclave.ErrRefused, res.Error)
+	}
+	// Loaded keys are now active on this signer: mark them deposited, so a
+	// load anywhere else is refused unless it says takeover.
+	for _, rec := range lr.Records {
+		if rec.Status == store.StatusDeposited {
+			continue
+		}
+		if err := st.SetStatus(ctx, rec.Pubkey, rec.Status, store.StatusDeposited); err != nil {
+			return res, fmt.Errorf("parent: keys loaded, but marking 0x%s deposited failed (mark it by hand before loading it anywhere else): %w", rec.Pubkey, err)
+		}
 	}
 	return res, nil
 }
