@@ -13,6 +13,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"filippo.io/age"
 
@@ -509,5 +510,49 @@ func TestSpec(t *testing.T) {
 		if _, err := bad.Request(); err == nil {
 			t.Errorf("%s accepted", name)
 		}
+	}
+}
+
+// concurrencySealer records how many Seal calls run at once.
+type concurrencySealer struct {
+	envelope.Sealer
+	now, peak atomic.Int32
+}
+
+func (c *concurrencySealer) Seal(ctx context.Context, p []byte, ec envelope.Context) ([]byte, error) {
+	n := c.now.Add(1)
+	defer c.now.Add(-1)
+	for {
+		peak := c.peak.Load()
+		if n <= peak || c.peak.CompareAndSwap(peak, n) {
+			break
+		}
+	}
+	time.Sleep(5 * time.Millisecond)
+	return c.Sealer.Seal(ctx, p, ec)
+}
+
+// TestOneGroupUsesEveryWorker: validators sharing one mnemonic are still
+// built in parallel, and stored together.
+func TestOneGroupUsesEveryWorker(t *testing.T) {
+	st, err := sqlitestore.Open(context.Background(), filepath.Join(t.TempDir(), "db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	id, _ := age.GenerateX25519Identity()
+	cs := &concurrencySealer{Sealer: envelope.NewLocalSealer(id.Recipient())}
+	g, err := NewGenerator(st, cs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := hoodiRequest("one-group", 8)
+	req.Format, req.KeysPerMnemonic = FormatRaw, 8
+	res, err := g.Generate(context.Background(), req, nil)
+	if err != nil || len(res.Validators) != 8 {
+		t.Fatalf("%v", err)
+	}
+	if cs.peak.Load() < 2 {
+		t.Fatalf("at most %d validator(s) of the group were built at once", cs.peak.Load())
 	}
 }

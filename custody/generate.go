@@ -11,6 +11,7 @@ import (
 	"io"
 	"iter"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -245,15 +246,54 @@ func (g *Generator) Generate(ctx context.Context, req Request, progress func(don
 	if req.Format == FormatRaw {
 		workers *= 2 // little CPU each: overlap the store round trips
 	}
+	// One job per validator, so that even a single shared-mnemonic group
+	// uses every core. A group's mnemonic is made when its first job starts
+	// and wiped when the group is stored; jobs are handed out in order, so
+	// only about `workers` mnemonics exist at once.
+	type job struct {
+		grp   *group
+		index int // within the group
+	}
+	var jobs []job
+	all := make([]*group, len(groups))
+	for i, start := range groups {
+		all[i] = &group{start: start, n: min(k, req.Count-start)}
+		all[i].recs = make([]*store.Record, all[i].n)
+		all[i].left.Store(int32(all[i].n))
+		for j := range all[i].n {
+			jobs = append(jobs, job{all[i], j})
+		}
+	}
+	defer func() {
+		for _, grp := range all {
+			grp.wipe()
+		}
+	}()
 	created := atomic.Int64{}
-	err = forEach(ctx, len(groups), workers, func(ctx context.Context, i int) error {
-		start := groups[i]
-		n, err := g.makeGroup(ctx, &req, start, min(k, req.Count-start))
+	err = forEach(ctx, len(jobs), workers, func(ctx context.Context, i int) error {
+		grp, j := jobs[i].grp, jobs[i].index
+		mnemonic, seed, err := grp.secrets(g.random)
+		if err != nil {
+			return err
+		}
+		rec, err := g.makeValidator(ctx, &req, seed, mnemonic, grp.start+j, uint32(j))
+		if err != nil {
+			return err
+		}
+		grp.recs[j] = rec
+		if grp.left.Add(-1) != 0 {
+			return nil // the group's last validator stores it
+		}
+		grp.wipe()
+		if g.afterSeal != nil {
+			g.afterSeal(grp.start)
+		}
+		n, err := g.put(ctx, grp.recs)
 		if err != nil {
 			return err
 		}
 		created.Add(int64(n))
-		total := done.Add(int64(min(k, req.Count-start)))
+		total := done.Add(int64(grp.n))
 		if progress != nil {
 			progress(int(total), req.Count)
 		}
@@ -302,29 +342,35 @@ func ValidatorOf(rec *store.Record) (Validator, error) {
 	return Validator{Slot: rec.Slot, Pubkey: rec.Pubkey, Deposit: &d, Status: rec.Status}, nil
 }
 
-// makeGroup creates the n validators of one mnemonic, starting at slot
-// start, and stores them in one atomic write. It returns how many it
-// created (0 when another run stored the group first).
-func (g *Generator) makeGroup(ctx context.Context, req *Request, start, n int) (int, error) {
-	mnemonic, err := keygen.NewMnemonic(g.random, keygen.English)
-	if err != nil {
-		return 0, err
-	}
-	defer mnemonic.Destroy()
-	seed := mnemonic.Seed("")
-	defer seed.Destroy()
-	recs := make([]*store.Record, 0, n)
-	for j := range n {
-		rec, err := g.makeValidator(ctx, req, seed, mnemonic, start+j, uint32(j))
-		if err != nil {
-			return 0, err
+// group is the validators that share one fresh mnemonic; they are stored
+// in one atomic write.
+type group struct {
+	start, n int
+	recs     []*store.Record
+	left     atomic.Int32 // validators not built yet
+
+	once     sync.Once
+	mnemonic *keygen.Mnemonic
+	seed     *keygen.Bytes
+	err      error
+}
+
+// secrets makes the group's mnemonic and seed on first use.
+func (grp *group) secrets(random io.Reader) (*keygen.Mnemonic, *keygen.Bytes, error) {
+	grp.once.Do(func() {
+		grp.mnemonic, grp.err = keygen.NewMnemonic(random, keygen.English)
+		if grp.err == nil {
+			grp.seed = grp.mnemonic.Seed("")
 		}
-		recs = append(recs, rec)
-	}
-	if g.afterSeal != nil {
-		g.afterSeal(start)
-	}
-	return g.put(ctx, recs)
+	})
+	return grp.mnemonic, grp.seed, grp.err
+}
+
+// wipe clears the group's mnemonic and seed once all its validators are
+// built (or the run is over; no job runs then). Safe to call twice.
+func (grp *group) wipe() {
+	grp.mnemonic.Destroy()
+	grp.seed.Destroy()
 }
 
 func (g *Generator) makeValidator(ctx context.Context, req *Request, seed *keygen.Bytes, mnemonic *keygen.Mnemonic, slot int, index uint32) (*store.Record, error) {
