@@ -26,12 +26,9 @@ func runVerifyDeposits(_ context.Context, e *env, args []string) error {
 	chain := fs.String("chain", "", "network the file must be for (default: each entry's network_name)")
 	forkVersion := fs.String("fork-version", "", "genesis fork version of a custom devnet")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
-	files, err := parse(fs, args)
+	file, err := parseOneFile(fs, args)
 	if err != nil {
 		return err
-	}
-	if len(files) != 1 {
-		return usagef("want exactly one FILE, got %d", len(files))
 	}
 	var network *depositdata.Network
 	if *chain != "" || *forkVersion != "" {
@@ -42,7 +39,7 @@ func runVerifyDeposits(_ context.Context, e *env, args []string) error {
 		}
 		network = &n
 	}
-	b, err := os.ReadFile(files[0])
+	b, err := os.ReadFile(file)
 	if err != nil {
 		return err
 	}
@@ -52,13 +49,13 @@ func runVerifyDeposits(_ context.Context, e *env, args []string) error {
 		for i, err := range errs {
 			msgs[i] = oneLine(err.Error())
 		}
-		_ = json.NewEncoder(e.stdout).Encode(map[string]any{"file": files[0], "entries": len(deposits), "valid": len(errs) == 0, "errors": msgs})
+		_ = json.NewEncoder(e.stdout).Encode(map[string]any{"file": file, "entries": len(deposits), "valid": len(errs) == 0, "errors": msgs})
 	} else {
 		for _, err := range errs {
-			fmt.Fprintf(e.stderr, "%s: %s\n", files[0], oneLine(err.Error()))
+			fmt.Fprintf(e.stderr, "%s: %s\n", file, oneLine(err.Error()))
 		}
 		if len(errs) == 0 {
-			fmt.Fprintf(e.stdout, "%s: %d deposits valid\n", files[0], len(deposits))
+			fmt.Fprintf(e.stdout, "%s: %d deposits valid\n", file, len(deposits))
 		}
 	}
 	if len(errs) != 0 {
@@ -72,17 +69,14 @@ func runVerifyKeystore(_ context.Context, e *env, args []string) error {
 		"Decrypts an EIP-2335 keystore and checks that the key matches the keystore's pubkey.")
 	passwordFile := fs.String("password-file", "", "file holding the keystore password (required)")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
-	files, err := parse(fs, args)
+	file, err := parseOneFile(fs, args)
 	if err != nil {
 		return err
-	}
-	if len(files) != 1 {
-		return usagef("want exactly one FILE, got %d", len(files))
 	}
 	if err := requireFlag(fs, "password-file"); err != nil {
 		return err
 	}
-	b, err := os.ReadFile(files[0])
+	b, err := os.ReadFile(file)
 	if err != nil {
 		return err
 	}
@@ -102,9 +96,9 @@ func runVerifyKeystore(_ context.Context, e *env, args []string) error {
 	pub := hex.EncodeToString(sk.PublicKey())
 	sk.Destroy()
 	if *asJSON {
-		return json.NewEncoder(e.stdout).Encode(map[string]any{"file": files[0], "pubkey": pub, "path": ks.Path, "valid": true})
+		return json.NewEncoder(e.stdout).Encode(map[string]any{"file": file, "pubkey": pub, "path": ks.Path, "valid": true})
 	}
-	fmt.Fprintf(e.stdout, "%s: valid, pubkey 0x%s, path %s\n", files[0], pub, ks.Path)
+	fmt.Fprintf(e.stdout, "%s: valid, pubkey 0x%s, path %s\n", file, pub, ks.Path)
 	return nil
 }
 

@@ -204,3 +204,15 @@ func limitMemory(e *env, maxMemory int64) {
 	}
 	debug.SetMemoryLimit(maxMemory + 128<<20)
 }
+
+// parseOneFile parses flags of a command that takes exactly one FILE.
+func parseOneFile(fs *flag.FlagSet, args []string) (string, error) {
+	rest, err := parse(fs, args)
+	if err != nil {
+		return "", err
+	}
+	if len(rest) != 1 {
+		return "", usagef("want exactly one FILE, got %d", len(rest))
+	}
+	return rest[0], nil
+}
