@@ -4,8 +4,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"os"
 	"testing"
+
+	"github.com/ethkeygen/ethkeygen/internal/testenv"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
@@ -20,10 +21,7 @@ import (
 // it, or skips the test when the variable is unset.
 func localKMS(t *testing.T) (*kms.Client, string) {
 	t.Helper()
-	ep := os.Getenv("ETHKEYGEN_KMS_ENDPOINT")
-	if ep == "" {
-		t.Skip("ETHKEYGEN_KMS_ENDPOINT not set; start local-kms to run KMS integration tests")
-	}
+	ep := testenv.KMSEndpoint(t) // skips only outside make test; fails there if unset
 	cfg := aws.Config{
 		Region:      "eu-west-1",
 		Credentials: credentials.NewStaticCredentialsProvider("x", "x", ""),

@@ -5,11 +5,12 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
-	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/ethkeygen/ethkeygen/internal/testenv"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
@@ -21,17 +22,10 @@ import (
 	"github.com/ethkeygen/ethkeygen/store/storetest"
 )
 
-// endpointEnv names the DynamoDB endpoint the integration tests use, e.g.
-// DynamoDB Local at http://127.0.0.1:8000. Without it they are skipped.
-const endpointEnv = "ETHKEYGEN_DYNAMODB_ENDPOINT"
-
+// endpoint is DynamoDB Local's address, which make test exports.
 func endpoint(t *testing.T) string {
 	t.Helper()
-	e := os.Getenv(endpointEnv)
-	if e == "" {
-		t.Skipf("%s not set: skipping DynamoDB integration test", endpointEnv)
-	}
-	return e
+	return testenv.DynamoDBEndpoint(t) // skips only outside make test; fails there if unset
 }
 
 // newClient returns a client for endpoint with static credentials, so that
