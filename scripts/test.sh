@@ -334,7 +334,12 @@ run_suite() {
 
 	t0=$SECONDS
 	log "go test -race -count=1 -timeout $GO_TEST_TIMEOUT ./..."
-	go test -race -count=1 -timeout "$GO_TEST_TIMEOUT" ./... || failed+=("go test")
+	# -json keeps every test's result; the summary below prints the usual
+	# per-package lines, and a skipped test fails the run: under make test
+	# every server a test needs is running, so nothing may skip.
+	local json="$WORKDIR/gotest.json"
+	go test -race -count=1 -timeout "$GO_TEST_TIMEOUT" -json ./... > "$json" || failed+=("go test")
+	go run ./scripts/testsummary < "$json" || failed+=("go test summary (skips or failures)")
 	log "go test took $((SECONDS - t0))s"
 
 	t0=$SECONDS
