@@ -129,7 +129,8 @@ func MnemonicFromEntropy(entropy []byte, lang Language) (*Mnemonic, error) {
 // ParseMnemonic checks a mnemonic typed or read from a file: any whitespace
 // (including the ideographic space of Japanese mnemonics) separates words,
 // case is folded, words are NFKD-normalised, the language is detected and the
-// checksum is verified. Errors name the position of the first unknown word.
+// checksum is verified. Errors name the position of the first unknown word
+// but never the word itself.
 func ParseMnemonic(s string) (*Mnemonic, error) {
 	words := strings.FieldsFunc(norm.NFKD.String(strings.ToLower(s)), unicode.IsSpace)
 	defer func() {
@@ -168,7 +169,8 @@ func ParseMnemonic(s string) (*Mnemonic, error) {
 	if checksumFailed {
 		return nil, ErrMnemonicChecksum
 	}
-	return nil, fmt.Errorf("%w: word %d of %d (%q) is not in the %s list", ErrMnemonicWord, bestMissing+1, len(words), words[bestMissing], bestLang)
+	// The position, not the word: even a mistyped word is part of a secret.
+	return nil, fmt.Errorf("%w: word %d of %d is not in the %s list", ErrMnemonicWord, bestMissing+1, len(words), bestLang)
 }
 
 func checksumOK(words []string, idx map[string]int) bool {

@@ -34,12 +34,14 @@ const (
 
 // Default costs, the same as staking-deposit-cli's.
 const (
-	ScryptN    = 1 << 18
-	ScryptR    = 8
-	ScryptP    = 1
-	PBKDF2C    = 1 << 18
-	MaxScryptN = 1 << 20 // largest n Decrypt accepts (1 GiB with r=8)
-	MaxPBKDF2C = 1 << 24
+	ScryptN         = 1 << 18
+	ScryptR         = 8
+	ScryptP         = 1
+	PBKDF2C         = 1 << 18
+	MaxScryptN      = 1 << 20 // largest n Decrypt accepts
+	MaxScryptMemory = 1 << 30 // largest 128·r·n Decrypt accepts (n=2^20 with r=8)
+	MaxScryptP      = 16      // largest p Decrypt accepts
+	MaxPBKDF2C      = 1 << 24
 )
 
 // MinPasswordLength is the shortest user-chosen password accepted, as in
@@ -314,7 +316,10 @@ func (k *Keystore) deriveKey(pw []byte) ([]byte, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%w: scrypt salt is not hex", ErrFormat)
 		}
-		if p.DKLen != 32 || p.N < 2 || p.N > MaxScryptN || p.N&(p.N-1) != 0 || p.R < 1 || p.P < 1 || p.R*p.P >= 1<<12 {
+		// Bound memory (128·r·n bytes, at most MaxScryptMemory) and time
+		// (p sequential passes), so a hostile file cannot exhaust either.
+		if p.DKLen != 32 || p.N < 2 || p.N > MaxScryptN || p.N&(p.N-1) != 0 || p.R < 1 || p.R > 32 || p.P < 1 || p.P > MaxScryptP ||
+			128*int64(p.N)*int64(p.R) > MaxScryptMemory {
 			return nil, fmt.Errorf("%w: scrypt parameters out of range (dklen=%d n=%d r=%d p=%d)", ErrUnsupported, p.DKLen, p.N, p.R, p.P)
 		}
 		if 128*p.N*p.R >= 64<<20 { // free the last run's 128·r·n-byte buffer so this one reuses it: --max-memory (tests/memory)
