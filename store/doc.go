@@ -58,8 +58,10 @@
 // Pubkey; DynamoDB: the unspecified order of a table scan). Pagination is
 // internal; the iteration may be stopped at any time. On DynamoDB, Query
 // reads global secondary indexes, which are eventually consistent: a record
-// just written may take a moment to appear. Get is strongly consistent on
-// both backends.
+// just written may take a moment to appear. Get and [Store.GetSlot] are
+// strongly consistent on both backends: to find the record holding a
+// (RequestID, Slot) right after a Put (or after an ErrExists naming the
+// slot), use GetSlot rather than Query.
 //
 // # Security
 //

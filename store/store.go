@@ -107,6 +107,11 @@ type Store interface {
 	// Get returns the record for pubkey, or an error wrapping ErrNotFound.
 	Get(ctx context.Context, pubkey string) (*Record, error)
 
+	// GetSlot returns the record holding (requestID, slot), reading with strong
+	// consistency (unlike Query on DynamoDB, whose indexes lag), or an error
+	// wrapping ErrNotFound.
+	GetSlot(ctx context.Context, requestID string, slot int) (*Record, error)
+
 	// Query yields the records matching f, fetching them page by page.
 	// With f.RequestID set they come in Slot order; with only f.Status
 	// set in (CreatedAt, Pubkey) order; the zero Filter yields every
@@ -233,6 +238,17 @@ func ValidateTransition(pubkey string, from, to Status) error {
 		return fmt.Errorf("%w: from status %q", ErrInvalid, from)
 	case !to.Valid():
 		return fmt.Errorf("%w: to status %q", ErrInvalid, to)
+	}
+	return nil
+}
+
+// ValidateSlot checks the arguments of GetSlot. Errors wrap ErrInvalid.
+func ValidateSlot(requestID string, slot int) error {
+	switch {
+	case requestID == "":
+		return fmt.Errorf("%w: empty request id", ErrInvalid)
+	case slot < 0:
+		return fmt.Errorf("%w: request %q: negative slot %d", ErrInvalid, requestID, slot)
 	}
 	return nil
 }

@@ -48,7 +48,10 @@
 //
 // # Reads
 //
-// Get is a strongly consistent GetItem. Query reads the by_request or
+// Get is a strongly consistent GetItem. GetSlot is a strongly consistent
+// GetItem of the S# claim, then Get of the pubkey it names: a missing claim is
+// store.ErrNotFound; a claim whose record is missing or names another
+// (request, slot) is reported as damage, without a sentinel. Query reads the by_request or
 // by_status index (eventually consistent), or scans the table for V# items
 // when the filter is empty (unspecified order); it follows
 // LastEvaluatedKey, with [WithPageSize] setting Limit.

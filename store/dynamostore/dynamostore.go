@@ -280,6 +280,49 @@ func (s *Store) Get(ctx context.Context, pubkey string) (*store.Record, error) {
 	return decodeRecord(out.Item)
 }
 
+// GetSlot implements store.Store with two strongly consistent GetItems:
+// the slot-claim item S#<request>#<slot>, which names the pubkey holding
+// the slot, then the record itself (as Get). Unlike Query it does not read
+// the by_request index, so a record just written is found at once.
+func (s *Store) GetSlot(ctx context.Context, requestID string, slot int) (*store.Record, error) {
+	if err := store.ValidateSlot(requestID, slot); err != nil {
+		return nil, err
+	}
+	out, err := s.client.GetItem(ctx, &dynamodb.GetItemInput{
+		TableName:      aws.String(s.table),
+		Key:            keyOf(slotKey(requestID, slot)),
+		ConsistentRead: aws.Bool(true),
+	})
+	if err != nil {
+		return nil, s.wrap("GetItem (slot)", err)
+	}
+	if len(out.Item) == 0 {
+		return nil, fmt.Errorf("%w: request %q slot %d", store.ErrNotFound, requestID, slot)
+	}
+	d := &decoder{item: out.Item}
+	pubkey := d.s("pubkey", true)
+	if d.err == nil && !store.ValidPubkey(pubkey) {
+		d.fail("pubkey", fmt.Sprintf("is not a valid pubkey: %q", pubkey))
+	}
+	if d.err != nil {
+		return nil, d.err
+	}
+	r, err := s.Get(ctx, pubkey)
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			// Put writes the claim and the record in one transaction and
+			// nothing deletes either: a claim without its record is damage.
+			return nil, fmt.Errorf("store: dynamodb table %s: request %q slot %d is claimed by pubkey %s, which has no record", s.table, requestID, slot, pubkey)
+		}
+		return nil, err
+	}
+	if r.RequestID != requestID || r.Slot != slot {
+		return nil, fmt.Errorf("store: dynamodb table %s: request %q slot %d is claimed by pubkey %s, whose record is request %q slot %d",
+			s.table, requestID, slot, pubkey, r.RequestID, r.Slot)
+	}
+	return r, nil
+}
+
 // Query implements store.Store. With f.RequestID set it queries the
 // by_request index (slot order), filtering on status if f.Status is set too;
 // with only f.Status set it queries by_status ((CreatedAt, Pubkey) order);

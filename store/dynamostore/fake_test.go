@@ -142,3 +142,88 @@ func TestSetStatusMapping(t *testing.T) {
 		}
 	}
 }
+
+// getter is an API whose GetItem answers from items (keyed by pk) or fails
+// with err. Other methods fail.
+type getter struct {
+	API
+	items map[string]map[string]types.AttributeValue
+	err   error
+	keys  []string
+}
+
+func (g *getter) GetItem(ctx context.Context, in *dynamodb.GetItemInput, _ ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error) {
+	pk := in.Key["pk"].(*types.AttributeValueMemberS).Value
+	g.keys = append(g.keys, pk)
+	if !aws.ToBool(in.ConsistentRead) {
+		return nil, errors.New("fake: GetItem without ConsistentRead")
+	}
+	if g.err != nil {
+		return nil, g.err
+	}
+	return &dynamodb.GetItemOutput{Item: g.items[pk]}, nil
+}
+
+func TestGetSlotMapping(t *testing.T) {
+	r := storetest.NewRecord(t, "req#x", 3)
+	other := storetest.NewRecord(t, "req#x", 4)
+	claim := func(pk string) map[string]types.AttributeValue {
+		return map[string]types.AttributeValue{"pk": &types.AttributeValueMemberS{Value: "S#req#x#3"}, "pubkey": &types.AttributeValueMemberS{Value: pk}}
+	}
+	for _, tc := range []struct {
+		name      string
+		items     map[string]map[string]types.AttributeValue
+		err       error
+		want      error // sentinel; nil with wantErr: an error without a sentinel
+		wantErr   bool
+		errSubstr string
+	}{
+		{name: "ok", items: map[string]map[string]types.AttributeValue{
+			"S#req#x#3": claim(r.Pubkey), "V#" + r.Pubkey: encodeRecord(r)}},
+		{name: "no claim", want: store.ErrNotFound, wantErr: true, errSubstr: `request "req#x" slot 3`},
+		{name: "unavailable", err: &smithy.OperationError{ServiceID: "DynamoDB", OperationName: "GetItem",
+			Err: &types.ResourceNotFoundException{Message: aws.String("no table")}}, want: store.ErrUnavailable, wantErr: true},
+		{name: "claim without record", items: map[string]map[string]types.AttributeValue{
+			"S#req#x#3": claim(r.Pubkey)}, wantErr: true, errSubstr: "has no record"},
+		{name: "claim of another slot's record", items: map[string]map[string]types.AttributeValue{
+			"S#req#x#3": claim(other.Pubkey), "V#" + other.Pubkey: encodeRecord(other)}, wantErr: true, errSubstr: "slot 4"},
+		{name: "bad claim", items: map[string]map[string]types.AttributeValue{
+			"S#req#x#3": claim("0xABC")}, wantErr: true, errSubstr: "attribute pubkey"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, _ := New(&getter{items: tc.items, err: tc.err}, "t")
+			got, err := s.GetSlot(t.Context(), "req#x", 3)
+			switch {
+			case !tc.wantErr && err != nil:
+				t.Fatalf("GetSlot = %v", err)
+			case !tc.wantErr:
+				if got.Pubkey != r.Pubkey || got.RequestID != r.RequestID || got.Slot != r.Slot {
+					t.Errorf("GetSlot = %+v, want %s", got, r.Pubkey)
+				}
+				return
+			case err == nil:
+				t.Fatalf("GetSlot = %+v, want an error", got)
+			case tc.want != nil && !errors.Is(err, tc.want):
+				t.Fatalf("GetSlot = %v, want %v", err, tc.want)
+			case tc.want == nil && (errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrUnavailable)):
+				t.Fatalf("GetSlot = %v, want an error without a sentinel", err)
+			case tc.errSubstr != "" && !strings.Contains(err.Error(), tc.errSubstr):
+				t.Errorf("GetSlot = %q, want it to contain %q", err, tc.errSubstr)
+			}
+		})
+	}
+	// Invalid arguments are refused before any I/O.
+	g := &getter{}
+	s, _ := New(g, "t")
+	for _, tc := range []struct {
+		req  string
+		slot int
+	}{{"", 0}, {"r", -1}} {
+		if _, err := s.GetSlot(t.Context(), tc.req, tc.slot); !errors.Is(err, store.ErrInvalid) {
+			t.Errorf("GetSlot(%q, %d) = %v, want ErrInvalid", tc.req, tc.slot, err)
+		}
+	}
+	if len(g.keys) != 0 {
+		t.Errorf("invalid GetSlot calls did I/O: %v", g.keys)
+	}
+}

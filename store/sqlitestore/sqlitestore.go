@@ -320,16 +320,33 @@ func (s *Store) Get(ctx context.Context, pubkey string) (*store.Record, error) {
 	if !store.ValidPubkey(pubkey) {
 		return nil, fmt.Errorf("%w: pubkey %q is not %d lowercase hex characters", store.ErrInvalid, pubkey, store.PubkeyLen)
 	}
-	rows, err := s.db.QueryContext(ctx, `SELECT `+recordColumns+` FROM records WHERE pubkey = ?`, pubkey)
+	return s.getOne(ctx, "get", fmt.Sprintf("pubkey %s", pubkey),
+		`SELECT `+recordColumns+` FROM records WHERE pubkey = ?`, pubkey)
+}
+
+// GetSlot implements store.Store. It reads through the UNIQUE(request_id,
+// slot) index.
+func (s *Store) GetSlot(ctx context.Context, requestID string, slot int) (*store.Record, error) {
+	if err := store.ValidateSlot(requestID, slot); err != nil {
+		return nil, err
+	}
+	return s.getOne(ctx, "get slot", fmt.Sprintf("request %q slot %d", requestID, slot),
+		`SELECT `+recordColumns+` FROM records WHERE request_id = ? AND slot = ?`, requestID, slot)
+}
+
+// getOne runs a query selecting recordColumns of at most one row; no row
+// yields an error wrapping store.ErrNotFound that names what.
+func (s *Store) getOne(ctx context.Context, op, what, query string, args ...any) (*store.Record, error) {
+	rows, err := s.db.QueryContext(ctx, query, args...)
 	if err != nil {
-		return nil, s.wrap("get", err)
+		return nil, s.wrap(op, err)
 	}
 	defer rows.Close()
 	if !rows.Next() {
 		if err := rows.Err(); err != nil {
-			return nil, s.wrap("get", err)
+			return nil, s.wrap(op, err)
 		}
-		return nil, fmt.Errorf("%w: pubkey %s", store.ErrNotFound, pubkey)
+		return nil, fmt.Errorf("%w: %s", store.ErrNotFound, what)
 	}
 	r, err := scanRecord(rows)
 	if err != nil {

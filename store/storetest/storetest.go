@@ -32,6 +32,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 	}{
 		{"RoundTrip", testRoundTrip},
 		{"GetNotFound", testGetNotFound},
+		{"GetSlot", testGetSlot},
 		{"Invalid", testInvalid},
 		{"NoOverwritePubkey", testNoOverwritePubkey},
 		{"NoDuplicateSlot", testNoDuplicateSlot},
@@ -216,6 +217,72 @@ func testGetNotFound(t *testing.T, s store.Store) {
 	_, err := s.Get(ctx(t), Pubkey(t))
 	if !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("Get(missing) = %v, want ErrNotFound", err)
+	}
+}
+
+func testGetSlot(t *testing.T, s store.Store) {
+	req, other := RequestID(t), RequestID(t)
+	full := NewRecord(t, req, 0)
+	minimal := NewRecord(t, req, 2)
+	minimal.SealedMnemonic = nil
+	minimal.DepositData = nil
+	minimal.Network = ""
+	minimal.WithdrawalCredentials = ""
+	minimal.Provenance = store.Provenance{}
+	sameSlot := NewRecord(t, other, 0) // slot 0 of another request
+	mustPut(t, s, full, minimal)
+	mustPut(t, s, sameSlot)
+	// Read straight after Put: GetSlot is strongly consistent.
+	for _, want := range []*store.Record{full, minimal, sameSlot} {
+		got, err := s.GetSlot(ctx(t), want.RequestID, want.Slot)
+		if err != nil {
+			t.Fatalf("GetSlot(%q, %d): %v", want.RequestID, want.Slot, err)
+		}
+		checkEqual(t, got, want)
+		if g := mustGet(t, s, want.Pubkey); !reflect.DeepEqual(got, g) {
+			t.Errorf("GetSlot(%q, %d) = %+v, Get = %+v", want.RequestID, want.Slot, got, g)
+		}
+	}
+	// A status change is seen at once.
+	if err := s.SetStatus(ctx(t), minimal.Pubkey, store.StatusGenerated, store.StatusExported); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.GetSlot(ctx(t), req, 2); err != nil || got.Status != store.StatusExported {
+		t.Errorf("GetSlot after SetStatus = %+v, %v, want status %s", got, err, store.StatusExported)
+	}
+	for _, tc := range []struct {
+		name string
+		req  string
+		slot int
+	}{
+		{"missing slot", req, 1},
+		{"slot past the end", req, 3},
+		{"unknown request", RequestID(t), 0},
+	} {
+		if got, err := s.GetSlot(ctx(t), tc.req, tc.slot); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("GetSlot(%s) = %+v, %v, want ErrNotFound", tc.name, got, err)
+		}
+	}
+	// A refused Put does not claim its slot.
+	dup := NewRecord(t, RequestID(t), 0)
+	dup.Pubkey = full.Pubkey
+	if err := s.Put(ctx(t), dup); !errors.Is(err, store.ErrExists) {
+		t.Fatalf("Put(same pubkey) = %v, want ErrExists", err)
+	}
+	if _, err := s.GetSlot(ctx(t), dup.RequestID, dup.Slot); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("GetSlot of a refused Put's slot = %v, want ErrNotFound", err)
+	}
+	for _, tc := range []struct {
+		name string
+		req  string
+		slot int
+	}{
+		{"empty request id", "", 0},
+		{"negative slot", req, -1},
+	} {
+		if got, err := s.GetSlot(ctx(t), tc.req, tc.slot); !errors.Is(err, store.ErrInvalid) {
+			t.Errorf("GetSlot(%s) = %+v, %v, want ErrInvalid", tc.name, got, err)
+		}
 	}
 }
 
