@@ -87,6 +87,20 @@ func runDecrypt(ctx context.Context, e *env, args []string) error {
 			recs = append(recs, rec)
 		}
 	}
+	// Claim the keys for this signer before opening them: of two loaders
+	// racing for a key, one wins and the other loads nothing.
+	release, err := custody.ClaimForSigner(ctx, st, recs)
+	if err != nil {
+		return err
+	}
+	loaded := false
+	defer func() {
+		if !loaded {
+			if err := release(context.WithoutCancel(ctx)); err != nil {
+				fmt.Fprintf(e.stderr, "ethkeygen decrypt: could not release the claim (set the status back by hand): %s\n", oneLine(err.Error()))
+			}
+		}
+	}()
 	p := newProgress(e, "opened", len(recs))
 	secrets, err := custody.NewOpener(st, opener).OpenRecords(ctx, recs, int64(maxMem), p.update)
 	p.finish()
@@ -118,14 +132,7 @@ func runDecrypt(ctx context.Context, e *env, args []string) error {
 	if err := web3signer.WriteKeyDir(*dir, keys, opts...); err != nil {
 		return err
 	}
-	for _, r := range recs {
-		if r.Status == store.StatusDeposited {
-			continue
-		}
-		if err := st.SetStatus(ctx, r.Pubkey, r.Status, store.StatusDeposited); err != nil {
-			return fmt.Errorf("keys written, but marking 0x%s deposited failed (mark it before loading it anywhere else): %w", r.Pubkey, err)
-		}
-	}
+	loaded = true
 	if *asJSON {
 		pks := make([]string, len(recs))
 		for i, r := range recs {

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -132,5 +133,66 @@ func TestDecryptToWeb3Signer(t *testing.T) {
 		if entries, _ := os.ReadDir(bad); len(entries) != 0 {
 			t.Fatal("a failed decrypt left files")
 		}
+	}
+}
+
+// TestDecryptRaceOneSignerWins: two loaders racing for the same key: one
+// writes a key directory, the other fails and leaves nothing behind.
+func TestDecryptRaceOneSignerWins(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("ETHKEYGEN_HOME", filepath.Join(dir, "home"))
+	db := filepath.Join(dir, "ethkeygen.db")
+	out := generateJSON(t, "--count", "1", "--chain", "hoodi", "--db", db, "--out", dir, "--secret-format", "keystore",
+		"--kdf", "pbkdf2", "--request-id", "race")
+	pk := out.Validators[0].Pubkey
+	results := make(chan result, 2)
+	for i := range 2 {
+		go func() {
+			results <- runCLI(t, "decrypt", "--pubkey", pk, "--db", db, "--web3signer-dir", filepath.Join(dir, "signer"+strconv.Itoa(i)))
+		}()
+	}
+	wins := 0
+	for range 2 {
+		if r := <-results; r.code == 0 {
+			wins++
+		} else if !strings.Contains(r.stderr, "deposited") && !strings.Contains(r.stderr, "claimed") {
+			t.Fatalf("loser's error: %s", r.stderr)
+		}
+	}
+	if wins != 1 {
+		t.Fatalf("%d loaders won", wins)
+	}
+	dirsWithKeys := 0
+	for i := range 2 {
+		if entries, _ := os.ReadDir(filepath.Join(dir, "signer"+strconv.Itoa(i))); len(entries) > 0 {
+			dirsWithKeys++
+		}
+	}
+	if dirsWithKeys != 1 {
+		t.Fatalf("%d key directories written", dirsWithKeys)
+	}
+}
+
+// TestDecryptFailureReleasesClaim: a load that fails (the wrong identity)
+// leaves the key's status as it was, so another signer can load it.
+func TestDecryptFailureReleasesClaim(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("ETHKEYGEN_HOME", filepath.Join(dir, "home"))
+	db := filepath.Join(dir, "ethkeygen.db")
+	out := generateJSON(t, "--count", "1", "--chain", "hoodi", "--db", db, "--out", dir, "--secret-format", "raw", "--request-id", "rel")
+	pk := out.Validators[0].Pubkey
+	other := filepath.Join(dir, "other")
+	t.Setenv("ETHKEYGEN_HOME", other)
+	generateJSON(t, "--count", "1", "--chain", "hoodi", "--db", filepath.Join(dir, "o.db"), "--out", dir, "--secret-format", "raw")
+	if r := runCLI(t, "decrypt", "--pubkey", pk, "--db", db, "--web3signer-dir", filepath.Join(dir, "bad")); r.code == 0 {
+		t.Fatal("wrong identity opened the key")
+	}
+	r := runCLI(t, "list", "--db", db, "--json")
+	if !strings.Contains(r.stdout, `"status":"exported"`) {
+		t.Fatalf("status after a failed load: %s", r.stdout)
+	}
+	t.Setenv("ETHKEYGEN_HOME", filepath.Join(dir, "home"))
+	if r := runCLI(t, "decrypt", "--pubkey", pk, "--db", db, "--web3signer-dir", filepath.Join(dir, "good")); r.code != 0 {
+		t.Fatal(r.stderr)
 	}
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 
+	"github.com/ethkeygen/ethkeygen/custody"
 	"github.com/ethkeygen/ethkeygen/enclave"
 	"github.com/ethkeygen/ethkeygen/store"
 )
@@ -63,6 +64,24 @@ func Load(ctx context.Context, conn io.ReadWriter, st Store, req Request, log *s
 		log.Debug("record read", slog.String("pubkey", pk), slog.String("status", string(rec.Status)))
 		lr.Records = append(lr.Records, enclave.RecordOf(rec))
 	}
+	// Claim the keys for this signer before the enclave sees them: of two
+	// loaders racing for a key, one wins and the other loads nothing.
+	claim := make([]*store.Record, 0, len(lr.Records))
+	for _, r := range lr.Records {
+		claim = append(claim, &store.Record{Pubkey: r.Pubkey, Status: r.Status})
+	}
+	release, err := custody.ClaimForSigner(ctx, st, claim)
+	if err != nil {
+		return nil, fmt.Errorf("parent: %w", err)
+	}
+	loaded := false
+	defer func() {
+		if !loaded {
+			if err := release(context.WithoutCancel(ctx)); err != nil {
+				log.Error("releasing the claim failed: set the status back by hand", slog.String("error", err.Error()))
+			}
+		}
+	}()
 	log.Info("sending load request", slog.Any("request", lr))
 	if err := enclave.WriteMessage(conn, &enclave.Message{Type: enclave.TypeLoad, Load: lr}); err != nil {
 		return nil, err
@@ -82,16 +101,7 @@ func Load(ctx context.Context, conn io.ReadWriter, st Store, req Request, log *s
 	if !res.OK {
 		return res, fmt.Errorf("%w: %s", enclave.ErrRefused, res.Error)
 	}
-	// Loaded keys are now active on this signer: mark them deposited, so a
-	// load anywhere else is refused unless it says takeover.
-	for _, rec := range lr.Records {
-		if rec.Status == store.StatusDeposited {
-			continue
-		}
-		if err := st.SetStatus(ctx, rec.Pubkey, rec.Status, store.StatusDeposited); err != nil {
-			return res, fmt.Errorf("parent: keys loaded, but marking 0x%s deposited failed (mark it by hand before loading it anywhere else): %w", rec.Pubkey, err)
-		}
-	}
+	loaded = true
 	return res, nil
 }
 
