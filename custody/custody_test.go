@@ -556,3 +556,110 @@ func TestOneGroupUsesEveryWorker(t *testing.T) {
 		t.Fatalf("at most %d validator(s) of the group were built at once", cs.peak.Load())
 	}
 }
+
+// staleStore answers Query as a lagging DynamoDB index might: with nothing.
+type staleStore struct{ store.Store }
+
+func (s staleStore) Query(context.Context, store.Filter) iter.Seq2[*store.Record, error] {
+	return func(func(*store.Record, error) bool) {}
+}
+
+// TestStaleIndexIsNotTrusted: with Query seeing nothing (an index that has
+// not caught up), a repeated request still finds every stored validator by
+// consistent reads, and creates none again.
+func TestStaleIndexIsNotTrusted(t *testing.T) {
+	f := newFixture(t)
+	req := hoodiRequest("stale", 5)
+	req.Format = FormatRaw
+	first, err := f.gen.Generate(context.Background(), req, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := NewGenerator(staleStore{f.store}, envelope.NewLocalSealer(f.identity.Recipient()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := g.Generate(context.Background(), req, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.Created != 0 || len(again.Validators) != 5 || again.Validators[4].Pubkey != first.Validators[4].Pubkey {
+		t.Fatalf("%+v", again)
+	}
+	if n := countRecords(t, f.store, store.Filter{}); n != 5 {
+		t.Fatalf("%d records", n)
+	}
+}
+
+// TestResumeUnderAnotherKeyIsRefused: a request cannot be continued with a
+// different sealing key (its secrets would need two keys to open).
+func TestResumeUnderAnotherKeyIsRefused(t *testing.T) {
+	f := newFixture(t)
+	req := hoodiRequest("one-key", 2)
+	req.Format = FormatRaw
+	if _, err := f.gen.Generate(context.Background(), req, nil); err != nil {
+		t.Fatal(err)
+	}
+	other, _ := age.GenerateX25519Identity()
+	g, _ := NewGenerator(f.store, envelope.NewLocalSealer(other.Recipient()))
+	if _, err := g.Generate(context.Background(), req, nil); !errors.Is(err, ErrRequestReused) {
+		t.Fatalf("resume under another key: %v", err)
+	}
+}
+
+// tamperStore rewrites what it reads back, as someone with write access
+// to the table could.
+type tamperStore struct {
+	store.Store
+	edit func(*store.Record)
+}
+
+func (s tamperStore) GetSlot(ctx context.Context, id string, slot int) (*store.Record, error) {
+	r, err := s.Store.GetSlot(ctx, id, slot)
+	if err == nil {
+		s.edit(r)
+	}
+	return r, err
+}
+
+func (s tamperStore) Query(ctx context.Context, f store.Filter) iter.Seq2[*store.Record, error] {
+	return func(yield func(*store.Record, error) bool) {
+		for r, err := range s.Store.Query(ctx, f) {
+			if err == nil {
+				s.edit(r)
+			}
+			if !yield(r, err) {
+				return
+			}
+		}
+	}
+}
+
+// TestAlteredStoredDepositIsRefused: a deposit changed in the store (other
+// amount, other credentials, a signature that does not verify) is not
+// passed on.
+func TestAlteredStoredDepositIsRefused(t *testing.T) {
+	f := newFixture(t)
+	a, _ := depositdata.ParseAddress("0x0f51bb10119727a7e5eA3538074fb341F56B09Ad", false)
+	req := hoodiRequest("tamper", 2)
+	req.Format, req.Withdrawal = FormatRaw, Withdrawal{Address: &a}
+	if _, err := f.gen.Generate(context.Background(), req, nil); err != nil {
+		t.Fatal(err)
+	}
+	for name, edit := range map[string]func(*store.Record){
+		"amount": func(r *store.Record) {
+			r.DepositData = []byte(strings.Replace(string(r.DepositData), `"amount":32000000000`, `"amount":31000000000`, 1))
+		},
+		"credentials": func(r *store.Record) {
+			r.DepositData = []byte(strings.Replace(string(r.DepositData), "0f51bb10119727a7e5ea3538074fb341f56b09ad", "1111111111111111111111111111111111111111", 1))
+		},
+		"record credentials": func(r *store.Record) { r.WithdrawalCredentials = strings.Repeat("0", 64) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			g, _ := NewGenerator(tamperStore{f.store, edit}, envelope.NewLocalSealer(f.identity.Recipient()))
+			if res, err := g.Generate(context.Background(), req, nil); err == nil || res != nil {
+				t.Fatalf("altered deposit passed: %v", err)
+			}
+		})
+	}
+}

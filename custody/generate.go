@@ -11,6 +11,7 @@ import (
 	"io"
 	"iter"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -38,6 +39,7 @@ type GenerateStore interface {
 	CreateRequest(ctx context.Context, r store.Request) (store.Request, error)
 	Put(ctx context.Context, recs ...*store.Record) error
 	Get(ctx context.Context, pubkey string) (*store.Record, error)
+	GetSlot(ctx context.Context, requestID string, slot int) (*store.Record, error)
 	Query(ctx context.Context, f store.Filter) iter.Seq2[*store.Record, error]
 }
 
@@ -92,13 +94,31 @@ func (r *Request) normalize() error {
 }
 
 // fingerprint hashes every parameter that shapes the validators.
-func (r *Request) fingerprint(separateMnemonic bool) string {
+// keyIDs names the keys this generator seals with (for the fingerprint):
+// resuming a request under another key would leave its secrets split
+// between two keys.
+func (g *Generator) keyIDs() []string {
+	var ids []string
+	for _, s := range []envelope.Sealer{g.sealer, g.mnemonicSealer} {
+		switch k := s.(type) {
+		case nil:
+			ids = append(ids, "")
+		case envelope.KeyIDer:
+			ids = append(ids, k.KeyID())
+		default:
+			ids = append(ids, fmt.Sprintf("%T", s))
+		}
+	}
+	return ids
+}
+
+func (r *Request) fingerprint(keyIDs []string) string {
 	var addr string
 	if r.Withdrawal.Address != nil {
 		addr = r.Withdrawal.Address.String()
 	}
 	b, _ := json.Marshal([]any{r.Count, r.Network.Name, hex.EncodeToString(r.Network.ForkVersion[:]), addr, r.Withdrawal.Compounding,
-		r.Amount, r.Format, r.KDF, r.KeysPerMnemonic, separateMnemonic})
+		r.Amount, r.Format, r.KDF, r.KeysPerMnemonic, keyIDs})
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])
 }
@@ -208,35 +228,37 @@ func (g *Generator) Generate(ctx context.Context, req Request, progress func(don
 	if err := req.normalize(); err != nil {
 		return nil, err
 	}
-	fp := req.fingerprint(g.mnemonicSealer != nil)
+	fp := req.fingerprint(g.keyIDs())
 	existing, err := g.store.CreateRequest(ctx, store.Request{ID: req.ID, Fingerprint: fp, Count: req.Count, CreatedAt: g.now()})
+	have := &slotSet{m: map[int]Validator{}}
 	switch {
 	case errors.Is(err, store.ErrExists):
 		if existing.Fingerprint != fp || existing.Count != req.Count {
-			return nil, fmt.Errorf("%w: %q", ErrRequestReused, req.ID)
+			return nil, fmt.Errorf("%w (or with another sealing key): %q", ErrRequestReused, req.ID)
+		}
+		// A repeat or a resume: read what is stored. Query may lag on
+		// DynamoDB (its indexes are eventually consistent), so every slot
+		// it does not show is looked up with a consistent read.
+		if err := g.readSlots(ctx, &req, have); err != nil {
+			return nil, err
 		}
 	case err != nil:
 		return nil, fmt.Errorf("custody: recording request: %w", err)
-	}
-
-	have, err := g.slots(ctx, req.ID)
-	if err != nil {
-		return nil, err
 	}
 	k := req.KeysPerMnemonic
 	var groups []int
 	for start := 0; start < req.Count; start += k {
 		for s := start; s < min(start+k, req.Count); s++ {
-			if _, ok := have[s]; !ok {
+			if !have.has(s) {
 				groups = append(groups, start)
 				break
 			}
 		}
 	}
 	var done atomic.Int64
-	done.Store(int64(len(have)))
+	done.Store(int64(have.len()))
 	if progress != nil {
-		progress(len(have), req.Count)
+		progress(have.len(), req.Count)
 	}
 	perWorker := int64(16 << 20)
 	if req.Format == FormatKeystore {
@@ -292,6 +314,17 @@ func (g *Generator) Generate(ctx context.Context, req Request, progress func(don
 		if err != nil {
 			return err
 		}
+		if n > 0 {
+			for _, rec := range grp.recs {
+				v, err := ValidatorOf(rec)
+				if err != nil {
+					return err
+				}
+				have.add(v)
+			}
+		} else if err := g.lookupSlots(ctx, &req, have, grp.start, grp.start+grp.n); err != nil {
+			return err // another run stored this group first: read its records
+		}
 		created.Add(int64(n))
 		total := done.Add(int64(grp.n))
 		if progress != nil {
@@ -302,35 +335,107 @@ func (g *Generator) Generate(ctx context.Context, req Request, progress func(don
 	if err != nil {
 		return nil, err
 	}
-	have, err = g.slots(ctx, req.ID)
-	if err != nil {
+	if err := g.lookupSlots(ctx, &req, have, 0, req.Count); err != nil {
 		return nil, err
 	}
 	res := &Result{RequestID: req.ID, Created: int(created.Load())}
-	for s := 0; s < req.Count; s++ {
-		v, ok := have[s]
+	for slot := 0; slot < req.Count; slot++ {
+		v, ok := have.get(slot)
 		if !ok {
-			return nil, fmt.Errorf("custody: request %q: slot %d missing after generation", req.ID, s)
+			return nil, fmt.Errorf("custody: request %q: slot %d missing after generation", req.ID, slot)
 		}
 		res.Validators = append(res.Validators, v)
 	}
 	return res, nil
 }
 
-// slots reads back the stored validators of a request.
-func (g *Generator) slots(ctx context.Context, id string) (map[int]Validator, error) {
-	out := map[int]Validator{}
-	for rec, err := range g.store.Query(ctx, store.Filter{RequestID: id}) {
+// slotSet is the stored validators of a request, by slot.
+type slotSet struct {
+	mu sync.Mutex
+	m  map[int]Validator
+}
+
+func (s *slotSet) add(v Validator) { s.mu.Lock(); s.m[v.Slot] = v; s.mu.Unlock() }
+
+func (s *slotSet) has(slot int) bool {
+	_, ok := s.get(slot)
+	return ok
+}
+
+func (s *slotSet) len() int { s.mu.Lock(); defer s.mu.Unlock(); return len(s.m) }
+
+func (s *slotSet) get(slot int) (Validator, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v, ok := s.m[slot]
+	return v, ok
+}
+
+// readSlots reads a request's stored validators: Query, then a consistent
+// read of every slot Query did not show.
+func (g *Generator) readSlots(ctx context.Context, req *Request, have *slotSet) error {
+	for rec, err := range g.store.Query(ctx, store.Filter{RequestID: req.ID}) {
 		if err != nil {
-			return nil, fmt.Errorf("custody: reading request %q: %w", id, err)
+			return fmt.Errorf("custody: reading request %q: %w", req.ID, err)
 		}
-		v, err := ValidatorOf(rec)
+		v, err := checkStored(req, rec)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		out[rec.Slot] = v
+		have.add(v)
 	}
-	return out, nil
+	return g.lookupSlots(ctx, req, have, 0, req.Count)
+}
+
+// lookupSlots fills the slots in [from, to) that have is missing with
+// consistent reads; a slot nobody stored stays missing.
+func (g *Generator) lookupSlots(ctx context.Context, req *Request, have *slotSet, from, to int) error {
+	for slot := from; slot < to; slot++ {
+		if have.has(slot) {
+			continue
+		}
+		rec, err := g.store.GetSlot(ctx, req.ID, slot)
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("custody: reading request %q slot %d: %w", req.ID, slot, err)
+		}
+		v, err := checkStored(req, rec)
+		if err != nil {
+			return err
+		}
+		have.add(v)
+	}
+	return nil
+}
+
+// checkStored checks a record read back from the store before its deposit
+// is returned: the deposit verifies (signature, roots, network) and pays
+// the request's amount to the request's kind of credentials (and address).
+// A record altered in the store is refused, not passed on to a Launchpad
+// file.
+func checkStored(req *Request, rec *store.Record) (Validator, error) {
+	v, err := ValidatorOf(rec)
+	if err != nil {
+		return Validator{}, err
+	}
+	d := v.Deposit
+	if err := d.Verify(req.Network); err != nil {
+		return Validator{}, fmt.Errorf("custody: stored deposit of 0x%s does not verify: %w", rec.Pubkey, err)
+	}
+	if d.Amount != req.Amount || d.WithdrawalCredentials != rec.WithdrawalCredentials {
+		return Validator{}, fmt.Errorf("custody: stored deposit of 0x%s does not match its request (amount or credentials)", rec.Pubkey)
+	}
+	if req.Withdrawal.Address != nil {
+		want := depositdata.ExecutionCredentials(*req.Withdrawal.Address, req.Withdrawal.Compounding)
+		if d.WithdrawalCredentials != hex.EncodeToString(want[:]) {
+			return Validator{}, fmt.Errorf("custody: stored deposit of 0x%s pays to other withdrawal credentials than its request", rec.Pubkey)
+		}
+	} else if !strings.HasPrefix(d.WithdrawalCredentials, "00") {
+		return Validator{}, fmt.Errorf("custody: stored deposit of 0x%s has execution credentials where its request has BLS ones", rec.Pubkey)
+	}
+	return v, nil
 }
 
 // ValidatorOf reads the public part of a stored record.

@@ -35,6 +35,10 @@ const (
 	PurposeValidatorSecret = "eth-validator-secret"
 )
 
+// KeyIDer is implemented by this package's sealers: KeyID names the
+// wrapping key, so callers can tell whether two runs seal under the same key.
+type KeyIDer interface{ KeyID() string }
+
 // Sealer encrypts a secret under a fresh data key wrapped by a key provider.
 type Sealer interface {
 	// Seal encrypts plaintext and binds it to ec. It does not modify
@@ -267,6 +271,7 @@ type dataKey struct {
 // contain key material.
 type keySource interface {
 	provider() byte
+	wrappingKey() string
 	newDataKey(ctx context.Context, ec Context) (*dataKey, error)
 }
 
@@ -290,6 +295,10 @@ type sealer struct {
 	// slice is cleared when Seal returns. Tests use it to check zeroing.
 	onDataKey func([]byte)
 }
+
+// KeyID names the key this sealer wraps data keys with (a KMS key ARN or
+// alias, or an age recipient): public, and stable across runs.
+func (s *sealer) KeyID() string { return providerName(s.src.provider()) + ":" + s.src.wrappingKey() }
 
 func (s *sealer) Seal(ctx context.Context, plaintext []byte, ec Context) ([]byte, error) {
 	if err := ctx.Err(); err != nil {

@@ -51,6 +51,8 @@ type kmsKeySource struct {
 
 func (*kmsKeySource) provider() byte { return providerKMS }
 
+func (s *kmsKeySource) wrappingKey() string { return s.keyID }
+
 func (s *kmsKeySource) newDataKey(ctx context.Context, ec Context) (*dataKey, error) {
 	if s.client == nil || s.keyID == "" {
 		return nil, fmt.Errorf("%w: KMS sealer needs a client and a key ID", ErrProvider)

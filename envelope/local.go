@@ -35,6 +35,8 @@ type ageKeySource struct {
 
 func (*ageKeySource) provider() byte { return providerAgeX25519 }
 
+func (s *ageKeySource) wrappingKey() string { return s.recipient.String() }
+
 func (s *ageKeySource) newDataKey(ctx context.Context, _ Context) (*dataKey, error) {
 	if s.recipient == nil {
 		return nil, fmt.Errorf("%w: local sealer needs a recipient", ErrProvider)

@@ -192,6 +192,41 @@ func WriteKeyDir(dir string, keys []Key, opts ...Option) (err error) {
 
 // prepareDir creates dir or checks it, and makes it 0700. It reports whether
 // it created dir.
+// CheckDir reports, without changing anything, whether WriteKeyDir would
+// accept dir: missing (it will be created), or a directory that is empty
+// (or any directory, with allowNonEmpty). Callers use it to fail early,
+// before work that a refused directory would waste.
+func CheckDir(dir string, allowNonEmpty bool) error {
+	st, err := os.Stat(dir)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return nil
+	case err != nil:
+		return fmt.Errorf("web3signer: key directory: %w", err)
+	case !st.IsDir():
+		return fmt.Errorf("web3signer: key directory %s is not a directory", dir)
+	case allowNonEmpty:
+		return nil
+	}
+	return checkEmpty(dir)
+}
+
+func checkEmpty(dir string) error {
+	f, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("web3signer: key directory: %w", err)
+	}
+	names, err := f.Readdirnames(1)
+	f.Close()
+	if err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("web3signer: key directory: %w", err)
+	}
+	if len(names) > 0 {
+		return fmt.Errorf("%w: %s", ErrNotEmpty, dir)
+	}
+	return nil
+}
+
 func prepareDir(dir string, allowNonEmpty bool) (created bool, err error) {
 	st, err := os.Stat(dir)
 	switch {
@@ -209,17 +244,8 @@ func prepareDir(dir string, allowNonEmpty bool) (created bool, err error) {
 		return false, fmt.Errorf("web3signer: key directory %s is not a directory", dir)
 	}
 	if !allowNonEmpty {
-		f, err := os.Open(dir)
-		if err != nil {
-			return false, fmt.Errorf("web3signer: key directory: %w", err)
-		}
-		names, err := f.Readdirnames(1)
-		f.Close()
-		if err != nil && !errors.Is(err, io.EOF) {
-			return false, fmt.Errorf("web3signer: key directory: %w", err)
-		}
-		if len(names) > 0 {
-			return false, fmt.Errorf("%w: %s", ErrNotEmpty, dir)
+		if err := checkEmpty(dir); err != nil {
+			return false, err
 		}
 	}
 	if st.Mode().Perm() != DirPerm {

@@ -46,6 +46,9 @@ func runDecrypt(ctx context.Context, e *env, args []string) error {
 	if *all == (len(pubkeys) > 0) {
 		return usagef("give --pubkey or --all (one of them)")
 	}
+	if err := web3signer.CheckDir(*dir, *allowNonEmpty); err != nil {
+		return err // before anything is claimed or opened
+	}
 	opener, err := bf.cfg.Opener(ctx, *useKMS, *identity)
 	if err != nil {
 		return err
