@@ -438,6 +438,30 @@ func checkStored(req *Request, rec *store.Record) (Validator, error) {
 	return v, nil
 }
 
+// VerifyRecord is ValidatorOf plus the checks a Launchpad file needs: the
+// deposit verifies (signature, roots) for the record's network and carries
+// the record's withdrawal credentials.
+func VerifyRecord(rec *store.Record) (Validator, error) {
+	v, err := ValidatorOf(rec)
+	if err != nil {
+		return Validator{}, err
+	}
+	network, err := depositdata.NetworkByName(rec.Network)
+	if err != nil {
+		network, err = depositdata.CustomNetwork(rec.Network, v.Deposit.ForkVersion)
+	}
+	if err == nil {
+		err = v.Deposit.Verify(network)
+	}
+	if err != nil {
+		return Validator{}, fmt.Errorf("custody: stored deposit of 0x%s does not verify: %w", rec.Pubkey, err)
+	}
+	if v.Deposit.WithdrawalCredentials != rec.WithdrawalCredentials {
+		return Validator{}, fmt.Errorf("custody: stored deposit of 0x%s does not carry its record's credentials", rec.Pubkey)
+	}
+	return v, nil
+}
+
 // ValidatorOf reads the public part of a stored record.
 func ValidatorOf(rec *store.Record) (Validator, error) {
 	var d depositdata.Deposit

@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"flag"
 	"fmt"
 
 	"github.com/aws/aws-sdk-go-v2/config"
@@ -12,6 +14,7 @@ import (
 	"github.com/ethkeygen/ethkeygen/custody"
 	"github.com/ethkeygen/ethkeygen/fanout"
 	"github.com/ethkeygen/ethkeygen/internal/fsutil"
+	"github.com/ethkeygen/ethkeygen/store"
 )
 
 func init() {
@@ -55,9 +58,10 @@ func runFanout(ctx context.Context, e *env, args []string) error {
 	dep.register(fs)
 	requestID := fs.String("request-id", "", "run id, the idempotency key of the run (default: a new random id, printed)")
 	format := fs.String("secret-format", "", "what is sealed: keystore or raw (default: the function's default, keystore)")
-	region := fs.String("region", "", "AWS region (default: the standard AWS environment)")
 	out := fs.String("out", ".", "directory for the deposit_data file")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
+	var bf backendFlags
+	bf.register(fs, false)
 	if err := parseNoArgs(fs, args); err != nil {
 		return err
 	}
@@ -88,7 +92,7 @@ func runFanout(ctx context.Context, e *env, args []string) error {
 	if err := fsutil.EnsurePrivateDir(*out); err != nil {
 		return fmt.Errorf("output directory: %w", err)
 	}
-	inv, err := newLambdaInvoker(ctx, *region)
+	inv, err := newLambdaInvoker(ctx, bf.cfg.Region)
 	if err != nil {
 		return err
 	}
@@ -101,9 +105,44 @@ func runFanout(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return fmt.Errorf("run %s: %w (re-run with --request-id %s to resume)", *requestID, err, *requestID)
 	}
-	path, err := writeDepositFile(*out, res.Deposits)
-	if err != nil {
-		return err
+	// With the function's store (--dynamodb-table, or --db), deposits already
+	// exported are left out and the rest are marked exported, as generate
+	// does; without it the records stay "generated".
+	deposits := res.Deposits
+	var st store.Store
+	if storeGiven(fs) {
+		if st, err = bf.openStore(ctx); err != nil {
+			return err
+		}
+		defer st.Close()
+		deposits = deposits[:0:0]
+		for _, d := range res.Deposits {
+			rec, err := st.Get(ctx, d.Pubkey)
+			if err != nil {
+				return fmt.Errorf("0x%s: %w", d.Pubkey, err)
+			}
+			if rec.Status == store.StatusGenerated {
+				deposits = append(deposits, d)
+			}
+		}
+	} else {
+		fmt.Fprintln(e.stderr, "note: without --dynamodb-table the records stay \"generated\": do not export them again with export-deposits")
+	}
+	path := ""
+	if len(deposits) > 0 {
+		if path, err = writeDepositFile(*out, deposits); err != nil {
+			return err
+		}
+	}
+	if st != nil {
+		for _, d := range deposits {
+			if err := st.SetStatus(ctx, d.Pubkey, store.StatusGenerated, store.StatusExported); err != nil && !errors.Is(err, store.ErrConflict) {
+				return fmt.Errorf("marking 0x%s exported: %w", d.Pubkey, err)
+			}
+		}
+		if left := len(res.Deposits) - len(deposits); left > 0 {
+			fmt.Fprintf(e.stderr, "%d validators of run %s were exported before and are not in a new deposit file\n", left, *requestID)
+		}
 	}
 	if *asJSON {
 		return json.NewEncoder(e.stdout).Encode(map[string]any{"request_id": res.RunID, "network": res.Network.Name,
@@ -116,4 +155,11 @@ func runFanout(ctx context.Context, e *env, args []string) error {
 	fmt.Fprintf(e.stderr, "%d validators (%d new) on %s in %d batches (%d retried); deposit data: %s\n",
 		len(res.Deposits), res.Created, res.Network.Name, len(res.Batches), res.Retried, path)
 	return nil
+}
+
+// storeGiven reports whether the operator named a store explicitly.
+func storeGiven(fs *flag.FlagSet) bool {
+	given := false
+	fs.Visit(func(f *flag.Flag) { given = given || f.Name == "dynamodb-table" || f.Name == "db" })
+	return given
 }

@@ -137,13 +137,27 @@ func runGenerate(ctx context.Context, e *env, args []string) error {
 	for _, v := range res.Validators {
 		e.log.Debug("validator stored", "slot", v.Slot, "pubkey", v.Pubkey, "status", v.Status)
 	}
-	path, err := writeDepositFile(*out, res.Deposits())
-	if err != nil {
-		return err
+	// Only validators not exported yet go into the file: a repeat of the
+	// request must not hand out a deposit again (a second deposit tops up a
+	// live validator).
+	var fresh []*depositdata.Deposit
+	for _, v := range res.Validators {
+		if v.Status == store.StatusGenerated {
+			fresh = append(fresh, v.Deposit)
+		}
 	}
-	crashPoint("export") // crash tests (tests/crash): no-op unless built with -tags crashtest
-	if err := markExported(ctx, st, res.Validators); err != nil {
-		return err
+	path := ""
+	if len(fresh) > 0 {
+		if path, err = writeDepositFile(*out, fresh); err != nil {
+			return err
+		}
+		crashPoint("export") // crash tests (tests/crash): no-op unless built with -tags crashtest
+		if err := markExported(ctx, st, res.Validators); err != nil {
+			return err
+		}
+	}
+	if left := len(res.Validators) - len(fresh); left > 0 {
+		fmt.Fprintf(e.stderr, "%d validators of request %s were exported before and are not in a new deposit file (export-deposits --status exported --request-id %s writes them again)\n", left, req.ID, req.ID)
 	}
 	if *asJSON {
 		type v struct {
@@ -159,6 +173,9 @@ func runGenerate(ctx context.Context, e *env, args []string) error {
 	}
 	for _, v := range res.Validators {
 		fmt.Fprintf(e.stdout, "0x%s\n", v.Pubkey)
+	}
+	if path == "" {
+		path = "none written"
 	}
 	fmt.Fprintf(e.stderr, "%d validators (%d new) on %s; deposit data: %s\n", len(res.Validators), res.Created, req.Network.Name, path)
 	return nil
@@ -240,7 +257,7 @@ func runExportDeposits(ctx context.Context, e *env, args []string) error {
 		if *chain != "" && rec.Network != *chain {
 			continue
 		}
-		v, err := custody.ValidatorOf(rec)
+		v, err := custody.VerifyRecord(rec) // a record altered in the store never reaches the file
 		if err != nil {
 			return err
 		}

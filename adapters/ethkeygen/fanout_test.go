@@ -28,8 +28,9 @@ import (
 // in-process over an embedded store and a local age sealer. Batches named
 // in broken fail every time; batches in throttleOnce are throttled once.
 type foFunction struct {
-	h     *handler.Handler
-	store *sqlitestore.Store
+	h      *handler.Handler
+	store  *sqlitestore.Store
+	dbPath string
 
 	mu           sync.Mutex
 	broken       map[string]bool
@@ -41,7 +42,7 @@ func newFoFunction(t *testing.T) *foFunction {
 	t.Helper()
 	e := custodytest.NewEmbedded(t)
 	st, gen := e.Store, e.Generator
-	return &foFunction{h: &handler.Handler{Generator: gen, AllowedChains: []string{"hoodi"}, MaxCount: 10}, store: st,
+	return &foFunction{h: &handler.Handler{Generator: gen, AllowedChains: []string{"hoodi"}, MaxCount: 10}, store: st, dbPath: e.DBPath,
 		broken: map[string]bool{}, throttleOnce: map[string]bool{}}
 }
 
@@ -207,5 +208,27 @@ func TestGenerateLambdaBadInput(t *testing.T) {
 	}
 	if files := depositFiles(t, out); len(files) != 0 {
 		t.Fatalf("refused runs wrote %v", files)
+	}
+}
+
+// TestGenerateLambdaMarksExported: given the function's store, the fan-out
+// marks what it wrote exported, and a repeat of the run hands out no
+// deposit again.
+func TestGenerateLambdaMarksExported(t *testing.T) {
+	f := newFoFunction(t)
+	withInvoker(t, f)
+	out := t.TempDir()
+	args := []string{"generate", "--lambda", "ethkeygen", "--count", "6", "--batch-size", "4", "--chain", "hoodi",
+		"--secret-format", "raw", "--request-id", "mark-run", "--out", out, "--db", f.dbPath, "--json"}
+	r := runCLI(t, args...)
+	if r.code != 0 {
+		t.Fatal(r.stderr)
+	}
+	if l := runCLI(t, "list", "--db", f.dbPath, "--status", "exported", "--json"); strings.Count(l.stdout, "\n") != 6 {
+		t.Fatalf("exported after the run: %q", l.stdout)
+	}
+	r = runCLI(t, args...)
+	if r.code != 0 || !strings.Contains(r.stdout, `"deposit_data":""`) || len(depositFiles(t, out)) != 1 {
+		t.Fatalf("repeat: %+v, files %v", r, depositFiles(t, out))
 	}
 }

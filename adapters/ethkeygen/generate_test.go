@@ -61,6 +61,10 @@ func TestGenerateEmbedded(t *testing.T) {
 	if again.Created != 0 || again.Validators[2].Pubkey != first.Validators[2].Pubkey {
 		t.Fatalf("repeat: %+v", again)
 	}
+	// The repeat hands out no deposit again: they were all exported.
+	if again.DepositData != "" {
+		t.Fatalf("repeat wrote a second deposit file %s", again.DepositData)
+	}
 	if r := runCLI(t, append([]string{"generate", "--count", "4", "--request-id", "run-1"}, common...)...); r.code == 0 || !strings.Contains(r.stderr, "different parameters") {
 		t.Fatalf("reused request id: %+v", r)
 	}

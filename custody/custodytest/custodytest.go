@@ -16,6 +16,7 @@ import (
 
 // Embedded is a pipeline on a temporary SQLite store and a local identity.
 type Embedded struct {
+	DBPath    string // the store file, for a second opener (a CLI run)
 	Store     *sqlitestore.Store
 	Identity  *age.X25519Identity
 	Generator *custody.Generator
@@ -25,7 +26,8 @@ type Embedded struct {
 // NewEmbedded builds it; everything is closed when the test ends.
 func NewEmbedded(t testing.TB, opts ...custody.Option) *Embedded {
 	t.Helper()
-	st, err := sqlitestore.Open(t.Context(), filepath.Join(t.TempDir(), "ethkeygen.db"))
+	path := filepath.Join(t.TempDir(), "ethkeygen.db")
+	st, err := sqlitestore.Open(t.Context(), path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,5 +40,5 @@ func NewEmbedded(t testing.TB, opts ...custody.Option) *Embedded {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &Embedded{Store: st, Identity: id, Generator: gen, Opener: custody.NewOpener(st, envelope.NewLocalOpener(id))}
+	return &Embedded{DBPath: path, Store: st, Identity: id, Generator: gen, Opener: custody.NewOpener(st, envelope.NewLocalOpener(id))}
 }
