@@ -14,12 +14,11 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/ethkeygen/ethkeygen/internal/hardening"
-
 	"github.com/mdlayher/vsock"
 
 	"github.com/ethkeygen/ethkeygen/attest"
 	"github.com/ethkeygen/ethkeygen/enclave"
+	"github.com/ethkeygen/ethkeygen/internal/hardening"
 )
 
 func main() {

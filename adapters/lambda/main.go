@@ -34,13 +34,12 @@ import (
 	"os"
 	"runtime/debug"
 
-	"github.com/ethkeygen/ethkeygen/internal/hardening"
-
 	"github.com/aws/aws-lambda-go/lambda"
 
 	"github.com/ethkeygen/ethkeygen/adapters/lambda/handler"
 	"github.com/ethkeygen/ethkeygen/custody"
 	"github.com/ethkeygen/ethkeygen/internal/backend"
+	"github.com/ethkeygen/ethkeygen/internal/hardening"
 )
 
 func main() {

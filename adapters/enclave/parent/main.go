@@ -16,12 +16,11 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/ethkeygen/ethkeygen/internal/hardening"
-
 	"github.com/mdlayher/vsock"
 
 	"github.com/ethkeygen/ethkeygen/enclave/parent"
 	"github.com/ethkeygen/ethkeygen/internal/backend"
+	"github.com/ethkeygen/ethkeygen/internal/hardening"
 	"github.com/ethkeygen/ethkeygen/web3signer"
 )
 
