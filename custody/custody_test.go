@@ -21,15 +21,20 @@ import (
 	"github.com/ethkeygen/ethkeygen/envelope"
 	"github.com/ethkeygen/ethkeygen/envelope/envelopetest"
 	"github.com/ethkeygen/ethkeygen/keygen"
+	"github.com/ethkeygen/ethkeygen/provenance"
 	"github.com/ethkeygen/ethkeygen/store"
 	"github.com/ethkeygen/ethkeygen/store/sqlitestore"
 )
 
 type fixture struct {
 	store    store.Store
+	ledger   store.Ledger
 	identity *age.X25519Identity
+	signer   provenance.Signer
+	verifier provenance.Verifier
 	gen      *Generator
 	opener   *Opener
+	cust     *Custodian
 }
 
 func newFixture(t *testing.T, opts ...Option) *fixture {
@@ -48,12 +53,31 @@ func newFixtureOn(t *testing.T, st store.Store, opts ...Option) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	opts = append([]Option{WithInsecureKDFCost(t, 16)}, opts...)
-	g, err := NewGenerator(st, envelope.NewLocalSealer(id.Recipient()), opts...)
+	keys := t.TempDir()
+	signer, _, err := provenance.LoadOrCreateLocalSigner(keys)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &fixture{store: st, identity: id, gen: g, opener: NewOpener(st, envelope.NewLocalOpener(id))}
+	verifier, err := provenance.LoadLocalVerifier(keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ledger, err := sqlitestore.OpenLedger(context.Background(), filepath.Join(t.TempDir(), "ethkeygen.db.ledger"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ledger.Close() })
+	opts = append([]Option{WithInsecureKDFCost(t, 16)}, opts...)
+	g, err := NewGenerator(st, envelope.NewLocalSealer(id.Recipient()), signer, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cust, err := NewCustodian(st, ledger, verifier, WithActor("test"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &fixture{store: st, ledger: ledger, identity: id, signer: signer, verifier: verifier, gen: g,
+		opener: NewOpener(st, envelope.NewLocalOpener(id), verifier), cust: cust}
 }
 
 func hoodiRequest(id string, count int) Request {
@@ -72,7 +96,15 @@ func checkAll(t *testing.T, f *fixture, res *Result, count int) {
 			t.Fatalf("slot %d: %+v (duplicate or out of order)", i, v)
 		}
 		seen[v.Pubkey] = true
-		if err := v.Deposit.Verify(depositdata.Hoodi); err != nil {
+		rec, err := f.store.Get(context.Background(), v.Pubkey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		checked, err := f.cust.Check(rec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := checked.Deposit.Verify(depositdata.Hoodi); err != nil {
 			t.Fatal(err)
 		}
 		s, _, err := f.opener.Open(context.Background(), v.Pubkey)

@@ -22,6 +22,7 @@ import (
 	"github.com/ethkeygen/ethkeygen/internal/version"
 	"github.com/ethkeygen/ethkeygen/keygen"
 	"github.com/ethkeygen/ethkeygen/keygen/keystore"
+	"github.com/ethkeygen/ethkeygen/provenance"
 	"github.com/ethkeygen/ethkeygen/store"
 )
 
@@ -93,21 +94,13 @@ func (r *Request) normalize() error {
 	return r.Withdrawal.check(r.Amount)
 }
 
-// fingerprint hashes every parameter that shapes the validators.
-// keyIDs names the keys this generator seals with (for the fingerprint):
-// resuming a request under another key would leave its secrets split
-// between two keys.
+// keyIDs names the keys this generator seals and signs with (for the
+// request fingerprint): resuming a request under another key would leave
+// its secrets split between two keys.
 func (g *Generator) keyIDs() []string {
-	var ids []string
-	for _, s := range []envelope.Sealer{g.sealer, g.mnemonicSealer} {
-		switch k := s.(type) {
-		case nil:
-			ids = append(ids, "")
-		case envelope.KeyIDer:
-			ids = append(ids, k.KeyID())
-		default:
-			ids = append(ids, fmt.Sprintf("%T", s))
-		}
+	ids := []string{g.sealer.KeyID(), "", g.signer.KeyID()}
+	if g.mnemonicSealer != nil {
+		ids[1] = g.mnemonicSealer.KeyID()
 	}
 	return ids
 }
@@ -123,7 +116,8 @@ func (r *Request) fingerprint(keyIDs []string) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// Validator is the public result for one validator.
+// Validator is the public part of one stored validator, as VerifyRecord
+// and Custodian.Check read it.
 type Validator struct {
 	Slot    int
 	Pubkey  string
@@ -131,18 +125,26 @@ type Validator struct {
 	Status  store.Status
 }
 
-// Result is what Generate returns: public data only.
-type Result struct {
-	RequestID  string
-	Validators []Validator // in slot order
-	Created    int         // validators created by this call (the rest existed)
+// Stored is one validator of a request as Generate returns it: which slot
+// holds which key. Its deposit is handed out only through an export
+// (Custodian.Export), never by Generate.
+type Stored struct {
+	Slot   int
+	Pubkey string
 }
 
-// Deposits are the deposit entries of the result, in slot order.
-func (r *Result) Deposits() []*depositdata.Deposit {
-	out := make([]*depositdata.Deposit, len(r.Validators))
+// Result is what Generate returns: public data only, and no deposit.
+type Result struct {
+	RequestID  string
+	Validators []Stored // in slot order
+	Created    int      // validators created by this call (the rest existed)
+}
+
+// Pubkeys are the result's pubkeys, in slot order.
+func (r *Result) Pubkeys() []string {
+	out := make([]string, len(r.Validators))
 	for i, v := range r.Validators {
-		out[i] = v.Deposit
+		out[i] = v.Pubkey
 	}
 	return out
 }
@@ -152,7 +154,10 @@ func (r *Result) Deposits() []*depositdata.Deposit {
 type Generator struct {
 	store          GenerateStore
 	sealer         envelope.Sealer
+	signer         provenance.Signer
 	mnemonicSealer envelope.Sealer
+	ledger         store.Ledger // optional: pins the keys on first use
+	replaceKeys    bool
 	random         io.Reader
 	maxMemory      int64
 	provenance     store.Provenance
@@ -172,6 +177,15 @@ func (f optionFunc) apply(g *Generator) error { return f(g) }
 // key or recipient), so the side that opens signing keys never sees it.
 func WithMnemonicSealer(s envelope.Sealer) Option {
 	return optionFunc(func(g *Generator) error { g.mnemonicSealer = s; return nil })
+}
+
+// WithLedger makes Generate check the store's key pins in ledger first:
+// the sealing key (recipient or KMS key), the mnemonic key and the
+// generator's signing key are pinned on first use, and a run with another
+// key is refused (a replaced recipient.txt would seal new validators to
+// whoever wrote it) unless replace says the change is deliberate.
+func WithLedger(l store.Ledger, replace bool) Option {
+	return optionFunc(func(g *Generator) error { g.ledger, g.replaceKeys = l, replace; return nil })
 }
 
 // WithRandom replaces crypto/rand (it must be safe for concurrent use).
@@ -198,12 +212,14 @@ func WithInsecureKDFCost(t testing.TB, cost int) Option {
 	})
 }
 
-// NewGenerator makes a Generator that seals with sealer and writes to st.
-func NewGenerator(st GenerateStore, sealer envelope.Sealer, opts ...Option) (*Generator, error) {
-	if st == nil || sealer == nil {
-		return nil, errors.New("custody: a store and a sealer are required")
+// NewGenerator makes a Generator that seals with sealer, authenticates each
+// record with signer (the generator's key: exports and loads refuse any
+// record it did not sign) and writes to st.
+func NewGenerator(st GenerateStore, sealer envelope.Sealer, signer provenance.Signer, opts ...Option) (*Generator, error) {
+	if st == nil || sealer == nil || signer == nil {
+		return nil, errors.New("custody: a store, a sealer and a signing key are required")
 	}
-	g := &Generator{store: st, sealer: sealer, random: rand.Reader, now: time.Now,
+	g := &Generator{store: st, sealer: sealer, signer: signer, random: rand.Reader, now: time.Now,
 		provenance: store.Provenance{Version: version.Version, BuildHash: version.BuildHash()}}
 	for _, o := range opts {
 		if err := o.apply(g); err != nil {
@@ -228,9 +244,20 @@ func (g *Generator) Generate(ctx context.Context, req Request, progress func(don
 	if err := req.normalize(); err != nil {
 		return nil, err
 	}
+	if g.ledger != nil {
+		pins := [][2]string{{PinSealingKey, g.sealer.KeyID()}, {PinGeneratorKey, g.signer.KeyID()}}
+		if g.mnemonicSealer != nil {
+			pins = append(pins, [2]string{PinMnemonicKey, g.mnemonicSealer.KeyID()})
+		}
+		for _, p := range pins {
+			if err := CheckPin(ctx, g.ledger, p[0], p[1], g.replaceKeys); err != nil {
+				return nil, err
+			}
+		}
+	}
 	fp := req.fingerprint(g.keyIDs())
 	existing, err := g.store.CreateRequest(ctx, store.Request{ID: req.ID, Fingerprint: fp, Count: req.Count, CreatedAt: g.now()})
-	have := &slotSet{m: map[int]Validator{}}
+	have := &slotSet{m: map[int]Stored{}}
 	switch {
 	case errors.Is(err, store.ErrExists):
 		if existing.Fingerprint != fp || existing.Count != req.Count {
@@ -316,11 +343,7 @@ func (g *Generator) Generate(ctx context.Context, req Request, progress func(don
 		}
 		if n > 0 {
 			for _, rec := range grp.recs {
-				v, err := ValidatorOf(rec)
-				if err != nil {
-					return err
-				}
-				have.add(v)
+				have.add(Stored{Slot: rec.Slot, Pubkey: rec.Pubkey})
 			}
 		} else if err := g.lookupSlots(ctx, &req, have, grp.start, grp.start+grp.n); err != nil {
 			return err // another run stored this group first: read its records
@@ -352,10 +375,10 @@ func (g *Generator) Generate(ctx context.Context, req Request, progress func(don
 // slotSet is the stored validators of a request, by slot.
 type slotSet struct {
 	mu sync.Mutex
-	m  map[int]Validator
+	m  map[int]Stored
 }
 
-func (s *slotSet) add(v Validator) { s.mu.Lock(); s.m[v.Slot] = v; s.mu.Unlock() }
+func (s *slotSet) add(v Stored) { s.mu.Lock(); s.m[v.Slot] = v; s.mu.Unlock() }
 
 func (s *slotSet) has(slot int) bool {
 	_, ok := s.get(slot)
@@ -364,7 +387,7 @@ func (s *slotSet) has(slot int) bool {
 
 func (s *slotSet) len() int { s.mu.Lock(); defer s.mu.Unlock(); return len(s.m) }
 
-func (s *slotSet) get(slot int) (Validator, bool) {
+func (s *slotSet) get(slot int) (Stored, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	v, ok := s.m[slot]
@@ -378,7 +401,7 @@ func (g *Generator) readSlots(ctx context.Context, req *Request, have *slotSet) 
 		if err != nil {
 			return fmt.Errorf("custody: reading request %q: %w", req.ID, err)
 		}
-		v, err := checkStored(req, rec)
+		v, err := g.checkStored(req, rec)
 		if err != nil {
 			return err
 		}
@@ -401,7 +424,7 @@ func (g *Generator) lookupSlots(ctx context.Context, req *Request, have *slotSet
 		if err != nil {
 			return fmt.Errorf("custody: reading request %q slot %d: %w", req.ID, slot, err)
 		}
-		v, err := checkStored(req, rec)
+		v, err := g.checkStored(req, rec)
 		if err != nil {
 			return err
 		}
@@ -410,32 +433,34 @@ func (g *Generator) lookupSlots(ctx context.Context, req *Request, have *slotSet
 	return nil
 }
 
-// checkStored checks a record read back from the store before its deposit
-// is returned: the deposit verifies (signature, roots, network) and pays
-// the request's amount to the request's kind of credentials (and address).
-// A record altered in the store is refused, not passed on to a Launchpad
-// file.
-func checkStored(req *Request, rec *store.Record) (Validator, error) {
+// checkStored checks a record read back from the store before it counts
+// as a slot of the request: it is signed by this generator's key and its
+// deposit verifies and pays the request's amount to the request's kind of
+// credentials (and address). Export checks the authenticator itself.
+func (g *Generator) checkStored(req *Request, rec *store.Record) (Stored, error) {
+	if rec.AuthKeyID != g.signer.KeyID() || len(rec.Auth) == 0 {
+		return Stored{}, fmt.Errorf("%w: 0x%s (request %s slot %d) is not signed by this generator's key", ErrForged, rec.Pubkey, rec.RequestID, rec.Slot)
+	}
 	v, err := ValidatorOf(rec)
 	if err != nil {
-		return Validator{}, err
+		return Stored{}, err
 	}
 	d := v.Deposit
 	if err := d.Verify(req.Network); err != nil {
-		return Validator{}, fmt.Errorf("custody: stored deposit of 0x%s does not verify: %w", rec.Pubkey, err)
+		return Stored{}, fmt.Errorf("custody: stored deposit of 0x%s does not verify: %w", rec.Pubkey, err)
 	}
 	if d.Amount != req.Amount || d.WithdrawalCredentials != rec.WithdrawalCredentials {
-		return Validator{}, fmt.Errorf("custody: stored deposit of 0x%s does not match its request (amount or credentials)", rec.Pubkey)
+		return Stored{}, fmt.Errorf("custody: stored deposit of 0x%s does not match its request (amount or credentials)", rec.Pubkey)
 	}
 	if req.Withdrawal.Address != nil {
 		want := depositdata.ExecutionCredentials(*req.Withdrawal.Address, req.Withdrawal.Compounding)
 		if d.WithdrawalCredentials != hex.EncodeToString(want[:]) {
-			return Validator{}, fmt.Errorf("custody: stored deposit of 0x%s pays to other withdrawal credentials than its request", rec.Pubkey)
+			return Stored{}, fmt.Errorf("custody: stored deposit of 0x%s pays to other withdrawal credentials than its request", rec.Pubkey)
 		}
 	} else if !strings.HasPrefix(d.WithdrawalCredentials, "00") {
-		return Validator{}, fmt.Errorf("custody: stored deposit of 0x%s has execution credentials where its request has BLS ones", rec.Pubkey)
+		return Stored{}, fmt.Errorf("custody: stored deposit of 0x%s has execution credentials where its request has BLS ones", rec.Pubkey)
 	}
-	return v, nil
+	return Stored{Slot: rec.Slot, Pubkey: rec.Pubkey}, nil
 }
 
 // VerifyRecord is ValidatorOf plus the checks a Launchpad file needs: the
@@ -541,27 +566,31 @@ func (g *Generator) makeValidator(ctx context.Context, req *Request, seed *keyge
 	case FormatRaw:
 		doc.key = v.Signing.UnsafeBytes()
 	}
+	rec := &store.Record{
+		Pubkey: dep.Pubkey, RequestID: req.ID, Slot: slot, Network: req.Network.Name,
+		WithdrawalCredentials: dep.WithdrawalCredentials, DepositData: depJSON, Origin: OriginGenerated,
+		Status: store.StatusGenerated, CreatedAt: g.now().UTC().Truncate(time.Millisecond), Provenance: g.provenance,
+	}
 	plain := doc.marshal()
-	sealed, err := g.sealer.Seal(ctx, plain, envelope.Context{envelope.PubkeyKey: dep.Pubkey, envelope.PurposeKey: PurposeSecret})
+	sealed, err := g.sealer.Seal(ctx, plain, sealContext(rec, PurposeSecret))
 	keygen.Wipe(plain)
 	keygen.Wipe(doc.mnemonic)
 	if err != nil {
 		return nil, fmt.Errorf("custody: sealing: %w", err)
 	}
-	rec := &store.Record{
-		Pubkey: dep.Pubkey, RequestID: req.ID, Slot: slot, Network: req.Network.Name,
-		WithdrawalCredentials: dep.WithdrawalCredentials, DepositData: depJSON, Sealed: sealed,
-		Status: store.StatusGenerated, CreatedAt: g.now().UTC(), Provenance: g.provenance,
-	}
+	rec.Sealed = sealed
 	if g.mnemonicSealer != nil {
 		md := secretDoc{pubkey: dep.Pubkey, format: "mnemonic", index: index, mnemonic: []byte(mnemonic.UnsafeString())}
 		plain := md.marshal()
-		rec.SealedMnemonic, err = g.mnemonicSealer.Seal(ctx, plain, envelope.Context{envelope.PubkeyKey: dep.Pubkey, envelope.PurposeKey: PurposeMnemonic})
+		rec.SealedMnemonic, err = g.mnemonicSealer.Seal(ctx, plain, sealContext(rec, PurposeMnemonic))
 		keygen.Wipe(plain)
 		keygen.Wipe(md.mnemonic)
 		if err != nil {
 			return nil, fmt.Errorf("custody: sealing mnemonic: %w", err)
 		}
+	}
+	if err := signRecord(ctx, g.signer, rec); err != nil {
+		return nil, err
 	}
 	return rec, nil
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/ethkeygen/ethkeygen/envelope"
 	"github.com/ethkeygen/ethkeygen/keygen"
+	"github.com/ethkeygen/ethkeygen/provenance"
 	"github.com/ethkeygen/ethkeygen/store"
 )
 
@@ -20,13 +21,15 @@ type OpenStore interface {
 // Opener opens stored validators. It runs only in protected compute: it
 // holds the right to decrypt.
 type Opener struct {
-	store  OpenStore
-	opener envelope.Opener
+	store    OpenStore
+	opener   envelope.Opener
+	verifier provenance.Verifier
 }
 
-// NewOpener makes an Opener reading from st and decrypting with op.
-func NewOpener(st OpenStore, op envelope.Opener) *Opener {
-	return &Opener{store: st, opener: op}
+// NewOpener makes an Opener reading from st, accepting only records that
+// the generator's key v authenticated, and decrypting with op.
+func NewOpener(st OpenStore, op envelope.Opener, v provenance.Verifier) *Opener {
+	return &Opener{store: st, opener: op, verifier: v}
 }
 
 // Open fetches the record of pubkey, decrypts its sealed secret under the
@@ -42,12 +45,22 @@ func (o *Opener) Open(ctx context.Context, pubkey string) (*Secret, *store.Recor
 	return s, rec, err
 }
 
-// OpenRecord is Open for a record already fetched.
+// OpenRecord is Open for a record already fetched. A record the
+// generator's key did not authenticate is refused before anything is
+// decrypted.
 func (o *Opener) OpenRecord(ctx context.Context, rec *store.Record) (*Secret, error) {
-	if _, err := ValidatorOf(rec); err != nil {
+	if o.verifier == nil {
+		return nil, errors.New("custody: an opener needs the generator's verification key")
+	}
+	if err := checkAuth(o.verifier, rec); err != nil {
 		return nil, err
 	}
-	plain, err := o.opener.Open(ctx, rec.Sealed, envelope.Context{envelope.PubkeyKey: rec.Pubkey, envelope.PurposeKey: PurposeSecret})
+	if len(rec.DepositData) > 0 {
+		if _, err := ValidatorOf(rec); err != nil {
+			return nil, err
+		}
+	}
+	plain, err := o.opener.Open(ctx, rec.Sealed, sealContext(rec, PurposeSecret))
 	if err != nil {
 		return nil, fmt.Errorf("custody: opening %s: %w", short(rec.Pubkey), err)
 	}
@@ -61,11 +74,14 @@ func (o *Opener) OpenRecord(ctx context.Context, rec *store.Record) (*Secret, er
 
 // OpenMnemonic opens the separately sealed mnemonic of a record with op
 // (the mnemonic key's opener). It returns the mnemonic and the key's index.
-func OpenMnemonic(ctx context.Context, op envelope.Opener, rec *store.Record) (*keygen.Bytes, uint32, error) {
+func OpenMnemonic(ctx context.Context, op envelope.Opener, v provenance.Verifier, rec *store.Record) (*keygen.Bytes, uint32, error) {
 	if rec.SealedMnemonic == nil {
 		return nil, 0, errors.New("custody: record has no separately sealed mnemonic")
 	}
-	plain, err := op.Open(ctx, rec.SealedMnemonic, envelope.Context{envelope.PubkeyKey: rec.Pubkey, envelope.PurposeKey: PurposeMnemonic})
+	if err := checkAuth(v, rec); err != nil {
+		return nil, 0, err
+	}
+	plain, err := op.Open(ctx, rec.SealedMnemonic, sealContext(rec, PurposeMnemonic))
 	if err != nil {
 		return nil, 0, fmt.Errorf("custody: opening mnemonic of %s: %w", short(rec.Pubkey), err)
 	}

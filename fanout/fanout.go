@@ -11,9 +11,11 @@
 // function error other than InvalidRequest) is retried with exponential
 // backoff.
 //
-// Every returned deposit is verified as the Staking Launchpad does, against
-// the plan's network, withdrawal credentials and amount, and pubkeys must be
-// unique across the whole run. Result.Deposits is in batch, then slot order.
+// The function returns which key each slot holds, never a deposit: pubkeys
+// must be unique across the whole run, and Result.Pubkeys is in batch, then
+// slot order. The run's deposits are handed out only through an export
+// (custody.Custodian.Export with RunExportID), which reads each record from
+// the store and checks it is the generator's and pays the stated target.
 //
 // # Security
 //
@@ -123,7 +125,7 @@ type BatchResult struct {
 	RequestID string
 	Created   int // validators created by the invocation that succeeded
 	Attempts  int
-	Deposits  []*depositdata.Deposit // in slot order
+	Pubkeys   []string // in slot order
 }
 
 // Result is the outcome of a run.
@@ -131,8 +133,8 @@ type Result struct {
 	RunID    string
 	Network  depositdata.Network
 	Batches  []BatchResult // in batch order
-	Deposits []*depositdata.Deposit
-	Created  int // validators created by this run (the rest existed)
+	Pubkeys  []string      // in batch, then slot order
+	Created  int           // validators created by this run (the rest existed)
 	Retried  int // invocations that were tried again
 }
 
@@ -144,7 +146,6 @@ type response struct {
 		Slot   int    `json:"slot"`
 		Pubkey string `json:"pubkey"`
 	} `json:"validators"`
-	DepositData []*depositdata.Deposit `json:"deposit_data"`
 }
 
 // functionError is Lambda's error payload.
@@ -232,7 +233,7 @@ func Run(ctx context.Context, inv Invoker, p Plan) (*Result, error) {
 					continue
 				}
 				results[i] = br
-				done += len(br.Deposits)
+				done += len(br.Pubkeys)
 				if p.Progress != nil {
 					p.Progress(done, p.Total)
 				}
@@ -257,12 +258,12 @@ feed:
 	res := &Result{RunID: p.Spec.RequestID, Network: x.network, Batches: results, Retried: retry}
 	seen := make(map[string]string, p.Total)
 	for _, b := range results {
-		for _, d := range b.Deposits {
-			if other, dup := seen[d.Pubkey]; dup {
-				return nil, fmt.Errorf("%w: pubkey %s returned by batches %s and %s", ErrResponse, short(d.Pubkey), other, b.RequestID)
+		for _, pk := range b.Pubkeys {
+			if other, dup := seen[pk]; dup {
+				return nil, fmt.Errorf("%w: pubkey %s returned by batches %s and %s", ErrResponse, short(pk), other, b.RequestID)
 			}
-			seen[d.Pubkey] = b.RequestID
-			res.Deposits = append(res.Deposits, d)
+			seen[pk] = b.RequestID
+			res.Pubkeys = append(res.Pubkeys, pk)
 		}
 		res.Created += b.Created
 	}
@@ -342,7 +343,7 @@ func isErrorPayload(b []byte) bool {
 		return false
 	}
 	var fe functionError
-	return json.Unmarshal(b, &fe) == nil && fe.Type != "" && !bytes.Contains(b, []byte(`"deposit_data"`))
+	return json.Unmarshal(b, &fe) == nil && fe.Type != "" && !bytes.Contains(b, []byte(`"validators"`))
 }
 
 func checkResponse(payload []byte, spec custody.Spec, i int, x expect) (BatchResult, error) {
@@ -357,25 +358,32 @@ func checkResponse(payload []byte, spec custody.Spec, i int, x expect) (BatchRes
 	if r.RequestID != spec.RequestID {
 		return bad("answers request %q", r.RequestID)
 	}
-	if len(r.Validators) != spec.Count || len(r.DepositData) != spec.Count {
-		return bad("%d validators and %d deposits, want %d", len(r.Validators), len(r.DepositData), spec.Count)
+	if len(r.Validators) != spec.Count {
+		return bad("%d validators, want %d", len(r.Validators), spec.Count)
 	}
 	if r.Created < 0 || r.Created > spec.Count {
 		return bad("created %d", r.Created)
 	}
+	pks := make([]string, len(r.Validators))
 	for s, v := range r.Validators {
-		d := r.DepositData[s]
-		if d == nil || v.Slot != s || v.Pubkey != d.Pubkey {
-			return bad("slot %d does not match its deposit", s)
+		if v.Slot != s || !validPubkey(v.Pubkey) {
+			return bad("slot %d: malformed entry", s)
 		}
-		if err := d.Verify(x.network); err != nil {
-			return bad("deposit %d: %v", s, err)
-		}
-		if d.Amount != x.amount || !strings.HasPrefix(d.WithdrawalCredentials, x.credentials) {
-			return bad("deposit %d: amount %d or withdrawal credentials %s differ from the request", s, d.Amount, d.WithdrawalCredentials)
-		}
+		pks[s] = v.Pubkey
 	}
-	return BatchResult{Index: i, RequestID: spec.RequestID, Created: r.Created, Deposits: r.DepositData}, nil
+	return BatchResult{Index: i, RequestID: spec.RequestID, Created: r.Created, Pubkeys: pks}, nil
+}
+
+// RunExportID is the export id of a fan-out run's deposits: running the
+// same plan again re-writes the same file.
+func RunExportID(runID string) string { return custody.RequestExportID(runID) }
+
+func validPubkey(s string) bool {
+	if len(s) != 96 {
+		return false
+	}
+	_, err := hex.DecodeString(s)
+	return err == nil && strings.ToLower(s) == s
 }
 
 // retryable reports an Invoke error that may pass on another try.

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/ethkeygen/ethkeygen/custody"
@@ -53,23 +55,27 @@ func runDecrypt(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	st, err := bf.openStore(ctx)
+	lc, err := openLifecycle(ctx, &bf, nil)
 	if err != nil {
 		return err
 	}
-	defer st.Close()
-	var recs []*store.Record
+	defer lc.Close()
+	var pks []string
 	if *all {
-		for rec, err := range st.Query(ctx, store.Filter{}) {
+		for en, err := range lc.cust.List(ctx, store.Filter{}) {
 			if err != nil {
 				return err
 			}
-			if rec.Status != store.StatusRetired && (*takeover || rec.Status != store.StatusDeposited) {
-				recs = append(recs, rec)
+			switch {
+			case en.Err != nil:
+				fmt.Fprintf(e.stderr, "ethkeygen decrypt: skipping 0x%s: %s\n", en.Record.Pubkey, oneLine(en.Err.Error()))
+			case en.Status == store.StatusExported || en.Status == store.StatusImported,
+				*takeover && (en.Status == store.StatusDeposited || en.Status == store.StatusExitSigned):
+				pks = append(pks, en.Record.Pubkey)
 			}
 		}
-		if len(recs) == 0 {
-			return fmt.Errorf("the store holds no validator to open (retired and deposited ones are left out; see --takeover)")
+		if len(pks) == 0 {
+			return fmt.Errorf("the store holds no validator to open (only exported or imported ones are loaded; live ones need --takeover)")
 		}
 	} else {
 		for _, p := range pubkeys {
@@ -77,35 +83,30 @@ func runDecrypt(ctx context.Context, e *env, args []string) error {
 			if err != nil {
 				return usageError{err}
 			}
-			rec, err := st.Get(ctx, pk)
-			if err != nil {
-				return fmt.Errorf("0x%s: %w", pk, err)
-			}
-			switch {
-			case rec.Status == store.StatusRetired:
-				return fmt.Errorf("0x%s is retired: refusing to load it into a signer", pk)
-			case rec.Status == store.StatusDeposited && !*takeover:
-				return fmt.Errorf("0x%s is marked deposited (active on a signer): refusing to load it twice; use --takeover if that signer is stopped for good", pk)
-			}
-			recs = append(recs, rec)
+			pks = append(pks, pk)
 		}
 	}
-	// Claim the keys for this signer before opening them: of two loaders
-	// racing for a key, one wins and the other loads nothing.
-	release, err := custody.ClaimForSigner(ctx, st, recs)
+	// Claim the keys for this signer in the ledger before opening them: of
+	// two loaders racing for a key, one wins and the other loads nothing.
+	signer, err := signerName(*dir)
 	if err != nil {
 		return err
 	}
+	claims, err := lc.cust.ClaimForSigner(ctx, custody.LoadRequest{Signer: signer, Pubkeys: pks, Takeover: *takeover})
+	if err != nil {
+		return err
+	}
+	recs := claims.Records()
 	loaded := false
 	defer func() {
 		if !loaded {
-			if err := release(context.WithoutCancel(ctx)); err != nil {
-				fmt.Fprintf(e.stderr, "ethkeygen decrypt: could not release the claim (set the status back by hand): %s\n", oneLine(err.Error()))
+			if err := claims.Release(context.WithoutCancel(ctx)); err != nil {
+				fmt.Fprintf(e.stderr, "ethkeygen decrypt: could not release the claim: %s\n", oneLine(err.Error()))
 			}
 		}
 	}()
 	p := newProgress(e, "opened", len(recs))
-	secrets, err := custody.NewOpener(st, opener).OpenRecords(ctx, recs, int64(maxMem), p.update)
+	secrets, err := lc.cust.Opener(opener).OpenRecords(ctx, recs, int64(maxMem), p.update)
 	p.finish()
 	if err != nil {
 		return err
@@ -148,6 +149,16 @@ func runDecrypt(ctx context.Context, e *env, args []string) error {
 	}
 	fmt.Fprintf(e.stderr, "%d keys written to %s\n", len(recs), *dir)
 	return nil
+}
+
+// signerName names the signer a key directory feeds, for the ledger.
+func signerName(dir string) (string, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return "", err
+	}
+	host, _ := os.Hostname()
+	return "web3signer-dir:" + host + ":" + abs, nil
 }
 
 // multiFlag collects a repeatable string flag.

@@ -71,6 +71,9 @@ func runFanout(ctx context.Context, e *env, args []string) error {
 	if *count < 1 {
 		return usagef("--count %d: want at least 1", *count)
 	}
+	if !storeGiven(fs) {
+		return usagef("--dynamodb-table (the function's store) is required: the run's deposits are handed out from it, through an export")
+	}
 	if *batchSize < 1 || *concurrency < 1 || *retries < 0 {
 		return usagef("--batch-size and --concurrency must be at least 1, --retries at least 0")
 	}
@@ -105,55 +108,46 @@ func runFanout(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return fmt.Errorf("run %s: %w (re-run with --request-id %s to resume)", *requestID, err, *requestID)
 	}
-	// With the function's store (--dynamodb-table, or --db), deposits already
-	// exported are left out and the rest are marked exported, as generate
-	// does; without it the records stay "generated".
-	deposits := res.Deposits
-	var st store.Store
-	if storeGiven(fs) {
-		if st, err = bf.openStore(ctx); err != nil {
+	// The run's deposits go out only through its export, made from the
+	// function's store: each record is checked as the generator's and as
+	// paying the stated target, claimed, and only then written.
+	lc, err := openLifecycle(ctx, &bf, nil)
+	if err != nil {
+		return fmt.Errorf("run %s: the function's store (--dynamodb-table) is needed to hand out its deposits: %w", *requestID, err)
+	}
+	defer lc.Close()
+	exReq := custody.ExportRequest{ID: fanout.RunExportID(*requestID), Pubkeys: res.Pubkeys, SkipExported: true,
+		Network: res.Network.Name, BLSWithdrawal: dep.address == ""}
+	if dep.address != "" {
+		w, err := dep.withdrawal()
+		if err != nil {
 			return err
 		}
-		defer st.Close()
-		deposits = deposits[:0:0]
-		for _, d := range res.Deposits {
-			rec, err := st.Get(ctx, d.Pubkey)
-			if err != nil {
-				return fmt.Errorf("0x%s: %w", d.Pubkey, err)
-			}
-			if rec.Status == store.StatusGenerated {
-				deposits = append(deposits, d)
-			}
-		}
-	} else {
-		fmt.Fprintln(e.stderr, "note: without --dynamodb-table the records stay \"generated\": do not export them again with export-deposits")
+		exReq.Withdrawal = custody.Withdrawal{Address: w, Compounding: dep.compounding}
 	}
+	exp, err := lc.cust.Export(ctx, exReq)
 	path := ""
-	if len(deposits) > 0 {
-		if path, err = writeDepositFile(*out, deposits); err != nil {
+	switch {
+	case errors.Is(err, custody.ErrNothingToExport):
+		fmt.Fprintf(e.stderr, "every validator of run %s is in an earlier export: no new deposit file\n", *requestID)
+	case err != nil:
+		return fmt.Errorf("run %s: %w", *requestID, err)
+	default:
+		if path, _, err = writeExport(*out, exp); err != nil {
 			return err
 		}
-	}
-	if st != nil {
-		for _, d := range deposits {
-			if err := st.SetStatus(ctx, d.Pubkey, store.StatusGenerated, store.StatusExported); err != nil && !errors.Is(err, store.ErrConflict) {
-				return fmt.Errorf("marking 0x%s exported: %w", d.Pubkey, err)
-			}
-		}
-		if left := len(res.Deposits) - len(deposits); left > 0 {
-			fmt.Fprintf(e.stderr, "%d validators of run %s were exported before and are not in a new deposit file\n", left, *requestID)
-		}
+		printSummary(e, exp)
 	}
 	if *asJSON {
 		return json.NewEncoder(e.stdout).Encode(map[string]any{"request_id": res.RunID, "network": res.Network.Name,
-			"validators": len(res.Deposits), "created": res.Created, "batches": len(res.Batches), "retried": res.Retried,
+			"validators": len(res.Pubkeys), "created": res.Created, "batches": len(res.Batches), "retried": res.Retried,
 			"deposit_data": path})
 	}
-	for _, d := range res.Deposits {
-		fmt.Fprintf(e.stdout, "0x%s\n", d.Pubkey)
+	for _, pk := range res.Pubkeys {
+		fmt.Fprintf(e.stdout, "0x%s\n", pk)
 	}
 	fmt.Fprintf(e.stderr, "%d validators (%d new) on %s in %d batches (%d retried); deposit data: %s\n",
-		len(res.Deposits), res.Created, res.Network.Name, len(res.Batches), res.Retried, path)
+		len(res.Pubkeys), res.Created, res.Network.Name, len(res.Batches), res.Retried, path)
 	return nil
 }
 

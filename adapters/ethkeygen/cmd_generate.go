@@ -17,12 +17,14 @@ import (
 	"github.com/ethkeygen/ethkeygen/internal/backend"
 	"github.com/ethkeygen/ethkeygen/internal/fsutil"
 	"github.com/ethkeygen/ethkeygen/store"
+	"github.com/ethkeygen/ethkeygen/web3signer"
 )
 
 func init() {
 	register(command{"generate", "generate validators in memory, seal and store them, and write the Launchpad file (the main job)", runGenerate})
 	register(command{"export-deposits", "write a Launchpad deposit_data file from the store and mark its records exported", runExportDeposits})
-	register(command{"list", "list stored validators", runList})
+	register(command{"list", "list stored validators and their state, or the exports", runList})
+	register(command{"retire", "mark validators never to be loaded, exported or signed for again", runRetire})
 }
 
 // backendFlags select the store and keys: the embedded default, or AWS.
@@ -34,7 +36,10 @@ func (b *backendFlags) register(fs *flag.FlagSet, sealing bool) {
 	fs.StringVar(&b.cfg.DBPath, "db", backend.DefaultDBPath, "embedded store file (used unless --dynamodb-table is set)")
 	fs.StringVar(&b.cfg.DynamoDBTable, "dynamodb-table", "", "store records in this DynamoDB table instead of the embedded file")
 	fs.StringVar(&b.cfg.Region, "region", "", "AWS region (default: the standard AWS environment; AWS_ENDPOINT_URL_* and profiles apply)")
-	fs.StringVar(&b.cfg.KeyDir, "key-dir", "", "directory of the local identity and recipient files (default $ETHKEYGEN_HOME or ~/.config/ethkeygen)")
+	fs.StringVar(&b.cfg.KeyDir, "key-dir", "", "directory of the local identity, recipient and generator key files (default $ETHKEYGEN_HOME or ~/.config/ethkeygen)")
+	fs.StringVar(&b.cfg.LedgerPath, "ledger", "", "embedded lifecycle ledger file (default: the --db file plus .ledger)")
+	fs.StringVar(&b.cfg.LedgerTable, "ledger-table", "", "DynamoDB lifecycle ledger table (default: the --dynamodb-table name plus -ledger)")
+	fs.StringVar(&b.cfg.SigningKeyID, "signing-kms-key-id", "", "the generator's KMS record-signing key (ECC_NIST_P256) instead of the local generator.key")
 	if sealing {
 		fs.StringVar(&b.cfg.KMSKeyID, "kms-key-id", "", "seal secrets under this AWS KMS key (ARN or alias) instead of the local recipient")
 		fs.StringVar(&b.cfg.Recipient, "recipient", "", "seal secrets to this age recipient (age1...) instead of the local one")
@@ -76,6 +81,7 @@ func runGenerate(ctx context.Context, e *env, args []string) error {
 	maxMem := byteSize(custody.DefaultMaxMemory)
 	fs.Var(&maxMem, "max-memory", "memory bound for key generation (scrypt needs 256MiB per worker), e.g. 4GiB")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
+	newKeys := fs.Bool("new-recipient", false, "seal or sign under other keys than this store was first used with (a deliberate key change; otherwise refused)")
 	fs.String("lambda", "", "generate in this AWS Lambda function, fanned out in batches (flags: see generate-lambda --help)")
 	if err := parseNoArgs(fs, args); err != nil {
 		return err
@@ -110,17 +116,26 @@ func runGenerate(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	signer, err := bf.cfg.GeneratorSigner(ctx)
+	if err != nil {
+		return err
+	}
 	st, err := bf.openStore(ctx)
 	if err != nil {
 		return err
 	}
-	defer st.Close()
-	st, sealer = crashWrap(st, sealer) // crash tests (tests/crash): no-op unless built with -tags crashtest
-	opts := []custody.Option{custody.WithMaxMemory(int64(maxMem))}
+	lc, err := openLifecycle(ctx, &bf, st)
+	if err != nil {
+		st.Close()
+		return err
+	}
+	defer lc.Close()
+	gst, sealer := crashWrap(st, sealer) // crash tests (tests/crash): no-op unless built with -tags crashtest
+	opts := []custody.Option{custody.WithMaxMemory(int64(maxMem)), custody.WithLedger(lc.ledger, *newKeys)}
 	if mnemonicSealer != nil {
 		opts = append(opts, custody.WithMnemonicSealer(mnemonicSealer))
 	}
-	gen, err := custody.NewGenerator(st, sealer, opts...)
+	gen, err := custody.NewGenerator(gst, sealer, signer, opts...)
 	if err != nil {
 		return err
 	}
@@ -135,29 +150,36 @@ func runGenerate(ctx context.Context, e *env, args []string) error {
 		return fmt.Errorf("request %s: %w", req.ID, err)
 	}
 	for _, v := range res.Validators {
-		e.log.Debug("validator stored", "slot", v.Slot, "pubkey", v.Pubkey, "status", v.Status)
+		e.log.Debug("validator stored", "slot", v.Slot, "pubkey", v.Pubkey)
 	}
-	// Only validators not exported yet go into the file: a repeat of the
-	// request must not hand out a deposit again (a second deposit tops up a
-	// live validator).
-	var fresh []*depositdata.Deposit
-	for _, v := range res.Validators {
-		if v.Status == store.StatusGenerated {
-			fresh = append(fresh, v.Deposit)
-		}
-	}
+	// The deposits go out only through the request's export: it claims
+	// them in the ledger before the file exists, and the file is a pure
+	// function of it, so a re-run writes the same file again and a deposit
+	// exported before (by export-deposits) is never in a second file.
+	exReq := custody.ExportRequest{RequestID: req.ID, Pubkeys: res.Pubkeys(), Network: req.Network.Name,
+		Withdrawal: req.Withdrawal, BLSWithdrawal: req.Withdrawal.Address == nil}
+	crashPoint("export")
+	exp, err := lc.cust.Export(ctx, exReq)
 	path := ""
-	if len(fresh) > 0 {
-		if path, err = writeDepositFile(*out, fresh); err != nil {
+	switch {
+	case errors.Is(err, custody.ErrNothingToExport):
+		fmt.Fprintf(e.stderr, "every validator of request %s is in an earlier export: no new deposit file (list --exports shows them)\n", req.ID)
+	case err != nil:
+		return fmt.Errorf("request %s: %w", req.ID, err)
+	default:
+		crashPoint("claimed")
+		var wrote bool
+		if path, wrote, err = writeExport(*out, exp); err != nil {
 			return err
 		}
-		crashPoint("export") // crash tests (tests/crash): no-op unless built with -tags crashtest
-		if err := markExported(ctx, st, res.Validators); err != nil {
-			return err
+		crashPoint("written")
+		if left := len(res.Validators) - len(exp.Deposits); left > 0 {
+			fmt.Fprintf(e.stderr, "%d validators of request %s are in other exports and not in this file (list --exports)\n", left, req.ID)
 		}
-	}
-	if left := len(res.Validators) - len(fresh); left > 0 {
-		fmt.Fprintf(e.stderr, "%d validators of request %s were exported before and are not in a new deposit file (export-deposits --status exported --request-id %s writes them again)\n", left, req.ID, req.ID)
+		if !wrote && path != "" {
+			fmt.Fprintf(e.stderr, "%s holds export %s already (same bytes)\n", path, exp.Export.ID)
+		}
+		printSummary(e, exp)
 	}
 	if *asJSON {
 		type v struct {
@@ -168,8 +190,13 @@ func runGenerate(ctx context.Context, e *env, args []string) error {
 		for i, x := range res.Validators {
 			vs[i] = v{x.Slot, x.Pubkey}
 		}
-		return json.NewEncoder(e.stdout).Encode(map[string]any{"request_id": res.RequestID, "created": res.Created,
-			"network": req.Network.Name, "deposit_data": path, "validators": vs})
+		out := map[string]any{"request_id": res.RequestID, "created": res.Created,
+			"network": req.Network.Name, "deposit_data": path, "validators": vs}
+		if exp != nil {
+			out["export_id"] = exp.Export.ID
+			out["deposits"] = len(exp.Deposits)
+		}
+		return json.NewEncoder(e.stdout).Encode(out)
 	}
 	for _, v := range res.Validators {
 		fmt.Fprintf(e.stdout, "0x%s\n", v.Pubkey)
@@ -177,121 +204,107 @@ func runGenerate(ctx context.Context, e *env, args []string) error {
 	if path == "" {
 		path = "none written"
 	}
-	fmt.Fprintf(e.stderr, "%d validators (%d new) on %s; deposit data: %s\n", len(res.Validators), res.Created, req.Network.Name, path)
-	return nil
-}
-
-// writeDepositFile writes deposit_data-<unix>.json into dir, never replacing
-// a file.
-func writeDepositFile(dir string, deposits []*depositdata.Deposit) (string, error) {
-	b, err := depositdata.MarshalFile(deposits)
-	if err != nil {
-		return "", err
+	exportID := "none"
+	if exp != nil {
+		exportID = exp.Export.ID
 	}
-	ts := time.Now().Unix()
-	for {
-		path := filepath.Join(dir, depositdata.FileName(ts))
-		err := fsutil.WriteFileAtomic(path, b, 0o644)
-		if err == nil {
-			return path, nil
-		}
-		if !errorsIsExist(err) {
-			return "", fmt.Errorf("writing deposit data: %w", err)
-		}
-		ts++ // a file of the same second exists: take the next name
-	}
-}
-
-func errorsIsExist(err error) bool {
-	var ee *fsutil.ExistsError
-	return errors.As(err, &ee)
-}
-
-// markExported moves records from generated to exported after their
-// deposit file is written.
-func markExported(ctx context.Context, st store.Store, vs []custody.Validator) error {
-	for _, v := range vs {
-		if v.Status != store.StatusGenerated {
-			continue
-		}
-		err := st.SetStatus(ctx, v.Pubkey, store.StatusGenerated, store.StatusExported)
-		if err != nil && !errors.Is(err, store.ErrConflict) {
-			return fmt.Errorf("marking 0x%s exported: %w", v.Pubkey, err)
-		}
-	}
+	fmt.Fprintf(e.stderr, "%d validators (%d new) on %s; export %s; deposit data: %s\n", len(res.Validators), res.Created, req.Network.Name, exportID, path)
 	return nil
 }
 
 func runExportDeposits(ctx context.Context, e *env, args []string) error {
-	fs := newFlags(e, "export-deposits", "--out FILE [--status generated] [--request-id ID] [--chain NAME]",
-		"Writes the Launchpad file for stored validators (default: those not exported yet) and marks them exported.\n"+
-			"The file is written before any record changes status, so a failure never marks a record exported without a file.")
-	out := fs.String("out", "", "deposit_data file to write; must not exist (required)")
-	status := fs.String("status", string(store.StatusGenerated), "export records with this status: generated, exported, deposited, retired")
-	requestID := fs.String("request-id", "", "only records of this request")
-	chain := fs.String("chain", "", "only records of this network (required when the store holds several)")
+	fs := newFlags(e, "export-deposits", "(--request-id ID | --pubkey HEX... | --all | --export-id ID) --withdrawal-address 0x.. [--out DIR]",
+		"Hands out deposits through an export: claims the selected validators for the export in the ledger (each\n"+
+			"validator belongs to at most one export, whatever runs at the same time), freezes it, then writes its\n"+
+			"Launchpad file deposit_data-<unix>.json, a pure function of the export. Re-running it, or naming an\n"+
+			"earlier export with --export-id, writes the same bytes again and never a new entry. Every deposit must be\n"+
+			"signed by this store's generator and pay the withdrawal target you state: --withdrawal-address (0x01, or\n"+
+			"0x02 with --compounding) or --bls-withdrawal; any other record is refused, naming its pubkey.")
+	out := fs.String("out", ".", "directory for the deposit_data file")
+	exportID := fs.String("export-id", "", "finish or re-write this export (list --exports shows them)")
+	requestID := fs.String("request-id", "", "the validators of this request (export id req-<request id>)")
+	var pubkeys multiFlag
+	fs.Var(&pubkeys, "pubkey", "this validator (repeatable)")
+	all := fs.Bool("all", false, "every validator not exported yet")
+	chain := fs.String("chain", "", "the network every selected deposit must be for")
+	var tf targetFlags
+	tf.register(fs)
 	var bf backendFlags
 	bf.register(fs, false)
 	asJSON := fs.Bool("json", false, "print the result as JSON")
 	if err := parseNoArgs(fs, args); err != nil {
 		return err
 	}
-	if err := requireFlag(fs, "out"); err != nil {
+	sel := 0
+	for _, b := range []bool{*exportID != "", *requestID != "", len(pubkeys) > 0, *all} {
+		if b {
+			sel++
+		}
+	}
+	if sel != 1 {
+		return usagef("select the deposits with one of --request-id, --pubkey, --all or --export-id")
+	}
+	req := custody.ExportRequest{ID: *exportID, RequestID: *requestID, All: *all}
+	if *chain != "" {
+		n, err := depositdata.NetworkByName(*chain)
+		if err != nil {
+			return usageError{err}
+		}
+		req.Network = n.Name
+	}
+	for _, p := range pubkeys {
+		pk, err := normalizePubkey(p)
+		if err != nil {
+			return usageError{err}
+		}
+		req.Pubkeys = append(req.Pubkeys, pk)
+	}
+	if err := tf.request(&req); err != nil {
 		return err
 	}
-	if !store.Status(*status).Valid() {
-		return usagef("--status %q: want generated, exported, deposited or retired", *status)
+	if err := fsutil.EnsurePrivateDir(*out); err != nil {
+		return fmt.Errorf("output directory: %w", err)
 	}
-	st, err := bf.openStore(ctx)
+	lc, err := openLifecycle(ctx, &bf, nil)
 	if err != nil {
 		return err
 	}
-	defer st.Close()
-	var vs []custody.Validator
-	var deposits []*depositdata.Deposit
-	networks := map[string]bool{}
-	for rec, err := range st.Query(ctx, store.Filter{RequestID: *requestID, Status: store.Status(*status)}) {
-		if err != nil {
-			return err
-		}
-		if *chain != "" && rec.Network != *chain {
-			continue
-		}
-		v, err := custody.VerifyRecord(rec) // a record altered in the store never reaches the file
-		if err != nil {
-			return err
-		}
-		vs = append(vs, v)
-		deposits = append(deposits, v.Deposit)
-		networks[rec.Network] = true
-	}
-	if len(vs) == 0 {
-		return fmt.Errorf("no stored validators with status %s match", *status)
-	}
-	if len(networks) > 1 {
-		return usagef("the records are for %d networks: choose one with --chain", len(networks))
-	}
-	b, err := depositdata.MarshalFile(deposits)
+	defer lc.Close()
+	res, err := lc.cust.Export(ctx, req)
 	if err != nil {
 		return err
 	}
-	if err := fsutil.WriteFileAtomic(*out, b, 0o644); err != nil {
-		return fmt.Errorf("writing deposit data: %w", err)
-	}
-	if err := markExported(ctx, st, vs); err != nil {
+	crashPoint("claimed")
+	path, wrote, err := writeExport(*out, res)
+	if err != nil {
 		return err
 	}
 	if *asJSON {
-		return json.NewEncoder(e.stdout).Encode(map[string]any{"deposit_data": *out, "count": len(vs)})
+		return json.NewEncoder(e.stdout).Encode(map[string]any{"export_id": res.Export.ID, "deposit_data": path,
+			"count": len(res.Deposits), "network": res.Export.Network, "resumed": res.Resumed})
 	}
-	fmt.Fprintf(e.stdout, "%s: %d deposits\n", *out, len(vs))
+	if path == "" {
+		fmt.Fprintf(e.stderr, "export %s holds no deposit (its validators were claimed by other exports)\n", res.Export.ID)
+		return nil
+	}
+	fmt.Fprintf(e.stdout, "%s\n", path)
+	note := ""
+	if !wrote {
+		note = " (already there, same bytes)"
+	}
+	fmt.Fprintf(e.stderr, "export %s: %d deposits on %s in %s%s\n", res.Export.ID, len(res.Deposits), res.Export.Network, path, note)
+	printSummary(e, res)
 	return nil
 }
 
 func runList(ctx context.Context, e *env, args []string) error {
-	fs := newFlags(e, "list", "[--status S] [--request-id ID] [--json]", "Lists stored validators (public data only).")
-	status := fs.String("status", "", "only records with this status")
+	fs := newFlags(e, "list", "[--status S] [--request-id ID] [--exports] [--json]",
+		"Lists stored validators with their state (public data only), or with --exports the exports.\n"+
+			"States: generated, imported, exported, deposited (live on a signer), exit-signed, retired.\n"+
+			"A record that fails its authenticator is listed as forged and is never exported or loaded.")
+	status := fs.String("status", "", "only validators in this state")
 	requestID := fs.String("request-id", "", "only records of this request")
+	exports := fs.Bool("exports", false, "list the exports (id, network, deposits, file name) instead")
 	var bf backendFlags
 	bf.register(fs, false)
 	asJSON := fs.Bool("json", false, "print one JSON object per line")
@@ -299,30 +312,118 @@ func runList(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	if *status != "" && !store.Status(*status).Valid() {
-		return usagef("--status %q: want generated, exported, deposited or retired", *status)
+		return usagef("--status %q: want generated, imported, exported, deposited, exit-signed or retired", *status)
 	}
-	st, err := bf.openStore(ctx)
+	lc, err := openLifecycle(ctx, &bf, nil)
 	if err != nil {
 		return err
 	}
-	defer st.Close()
+	defer lc.Close()
 	enc := json.NewEncoder(e.stdout)
-	for rec, err := range st.Query(ctx, store.Filter{RequestID: *requestID, Status: store.Status(*status)}) {
+	if *exports {
+		for x, err := range lc.cust.Exports(ctx) {
+			if err != nil {
+				return err
+			}
+			state := "open"
+			if x.Sealed {
+				state = "sealed"
+			}
+			if *asJSON {
+				if err := enc.Encode(map[string]any{"export_id": x.ID, "network": x.Network, "state": state,
+					"deposits": len(x.Members), "candidates": len(x.Candidates), "withdrawal_credentials": x.WithdrawalCredentials,
+					"deposit_data": depositdata.FileName(x.CreatedAt.Unix()), "created_at": x.CreatedAt, "by": x.By}); err != nil {
+					return err
+				}
+				continue
+			}
+			fmt.Fprintf(e.stdout, "%s\t%s\t%s\t%d deposits\t%s\t%s\n", x.ID, state, x.Network, len(x.Members),
+				depositdata.FileName(x.CreatedAt.Unix()), x.CreatedAt.Format(time.RFC3339))
+		}
+		return nil
+	}
+	for en, err := range lc.cust.List(ctx, store.Filter{RequestID: *requestID, Status: store.Status(*status)}) {
 		if err != nil {
 			return err
 		}
+		rec, st := en.Record, string(en.Status)
+		if en.Err != nil {
+			st = "forged"
+		}
+		var exportID, signer string
+		if en.Key != nil {
+			exportID, signer = en.Key.ExportID, en.Key.Signer
+		}
 		if *asJSON {
-			if err := enc.Encode(map[string]any{"pubkey": rec.Pubkey, "status": rec.Status, "network": rec.Network,
+			m := map[string]any{"pubkey": rec.Pubkey, "status": st, "network": rec.Network,
 				"request_id": rec.RequestID, "slot": rec.Slot, "withdrawal_credentials": rec.WithdrawalCredentials,
-				"created_at": rec.CreatedAt, "version": rec.Provenance.Version, "build": rec.Provenance.BuildHash}); err != nil {
+				"created_at": rec.CreatedAt, "version": rec.Provenance.Version, "build": rec.Provenance.BuildHash,
+				"origin": rec.Origin, "export_id": exportID, "signer": signer}
+			if en.Err != nil {
+				m["error"] = oneLine(en.Err.Error())
+			}
+			if err := enc.Encode(m); err != nil {
 				return err
 			}
 			continue
 		}
-		fmt.Fprintf(e.stdout, "0x%s\t%s\t%s\t%s/%d\t%s\n", rec.Pubkey, rec.Status, rec.Network, rec.RequestID, rec.Slot, rec.CreatedAt.Format(time.RFC3339))
+		fmt.Fprintf(e.stdout, "0x%s\t%s\t%s\t%s/%d\t%s\n", rec.Pubkey, st, rec.Network, rec.RequestID, rec.Slot, rec.CreatedAt.Format(time.RFC3339))
 	}
 	return nil
 }
+
+func runRetire(ctx context.Context, e *env, args []string) error {
+	fs := newFlags(e, "retire", "--pubkey HEX... --reason TEXT",
+		"Marks validators retired in the ledger, with who and when: no export, load or signing operation will\n"+
+			"touch them again. Use it for keys that left the validator set or must never run again.")
+	var pubkeys multiFlag
+	fs.Var(&pubkeys, "pubkey", "validator to retire (repeatable)")
+	reason := fs.String("reason", "", "why (recorded with the retirement; public)")
+	var bf backendFlags
+	bf.register(fs, false)
+	asJSON := fs.Bool("json", false, "print the result as JSON")
+	if err := parseNoArgs(fs, args); err != nil {
+		return err
+	}
+	if len(pubkeys) == 0 {
+		return usagef("--pubkey is required")
+	}
+	var pks []string
+	for _, p := range pubkeys {
+		pk, err := normalizePubkey(p)
+		if err != nil {
+			return usageError{err}
+		}
+		pks = append(pks, pk)
+	}
+	lc, err := openLifecycle(ctx, &bf, nil)
+	if err != nil {
+		return err
+	}
+	defer lc.Close()
+	type out struct {
+		Pubkey string `json:"pubkey"`
+		By     string `json:"by"`
+		At     string `json:"at"`
+	}
+	var res []out
+	for _, pk := range pks {
+		ks, err := lc.cust.Retire(ctx, pk, *reason)
+		if err != nil {
+			return err
+		}
+		res = append(res, out{pk, ks.By, ks.UpdatedAt.Format(time.RFC3339)})
+	}
+	if *asJSON {
+		return json.NewEncoder(e.stdout).Encode(map[string]any{"retired": res})
+	}
+	for _, r := range res {
+		fmt.Fprintf(e.stdout, "0x%s\tretired\t%s\t%s\n", r.Pubkey, r.By, r.At)
+	}
+	return nil
+}
+
+func normalizePubkey(s string) (string, error) { return web3signer.NormalizePubkey(s) }
 
 func storeName(c *backend.Config) string {
 	if c.DynamoDBTable != "" {

@@ -12,5 +12,8 @@ import (
 // does nothing; see crashpoint_crashtest.go.
 func crashPoint(string) {}
 
+// crashLedger returns l unchanged outside a crashtest build.
+func crashLedger(l store.Ledger) store.Ledger { return l }
+
 // crashWrap returns st and s unchanged outside a crashtest build.
 func crashWrap(st store.Store, s envelope.Sealer) (store.Store, envelope.Sealer) { return st, s }

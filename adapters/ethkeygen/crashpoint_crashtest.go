@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/ethkeygen/ethkeygen/envelope"
 	"github.com/ethkeygen/ethkeygen/store"
@@ -22,7 +23,11 @@ import (
 //	derive  a validator was derived and its secret built, before sealing
 //	seal    a secret was sealed, before it is stored
 //	store   a store write (Put) returned successfully
-//	export  the deposit file was written, before any status update
+//	export   the validators are stored, before their export starts
+//	claim    an export claimed keys in the ledger (ClaimForExport returned)
+//	freeze   an export's members were frozen (SealExport returned)
+//	claimed  the export is frozen, before its file is written
+//	written  the deposit file was written
 //
 // Just before the kill it writes "crashpoint PHASE:N" on stderr, so a test
 // can tell a planned kill from a crash.
@@ -91,6 +96,28 @@ func (c crashStore) Put(ctx context.Context, recs ...*store.Record) error {
 	err := c.Store.Put(ctx, recs...)
 	if err == nil {
 		crashPoint("store")
+	}
+	return err
+}
+
+// crashLedger puts the claim and freeze points after the ledger's export
+// writes.
+func crashLedger(l store.Ledger) store.Ledger { return crashLedgerT{l} }
+
+type crashLedgerT struct{ store.Ledger }
+
+func (c crashLedgerT) ClaimForExport(ctx context.Context, id string, pks []string, at time.Time, by string) ([]string, error) {
+	got, err := c.Ledger.ClaimForExport(ctx, id, pks, at, by)
+	if err == nil {
+		crashPoint("claim")
+	}
+	return got, err
+}
+
+func (c crashLedgerT) SealExport(ctx context.Context, id string, members []string, claims int) error {
+	err := c.Ledger.SealExport(ctx, id, members, claims)
+	if err == nil {
+		crashPoint("freeze")
 	}
 	return err
 }

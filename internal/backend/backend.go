@@ -41,6 +41,12 @@ type Config struct {
 	MnemonicKMSKeyID  string
 	MnemonicRecipient string
 
+	// The lifecycle ledger (default: beside the store) and the generator's
+	// record-signing key (default: the local key in KeyDir).
+	LedgerPath   string
+	LedgerTable  string
+	SigningKeyID string // KMS asymmetric signing key (ECC_NIST_P256)
+
 	// Notify receives one-time notices (e.g. where a new identity was created).
 	Notify func(string)
 

@@ -141,13 +141,15 @@ type Validator struct {
 	Pubkey string `json:"pubkey"`
 }
 
-// Response is what an invocation returns: public data only. DepositData
-// holds the Launchpad entries in slot order.
+// Response is what an invocation returns: which key each slot holds, and
+// no deposit. Deposits are handed out only through an export, which the
+// operator makes from the store (ethkeygen generate --lambda does), so that
+// each is checked as the generator's, paying the stated target, and handed
+// out once.
 type Response struct {
-	RequestID   string                 `json:"request_id"`
-	Created     int                    `json:"created"`
-	Validators  []Validator            `json:"validators"`
-	DepositData []*depositdata.Deposit `json:"deposit_data"`
+	RequestID  string      `json:"request_id"`
+	Created    int         `json:"created"`
+	Validators []Validator `json:"validators"`
 }
 
 // InvalidRequest is the error for an event the function refuses. Lambda
@@ -263,7 +265,7 @@ func (h *Handler) Handle(ctx context.Context, event json.RawMessage) (resp Respo
 // NewResponse keeps the public part of a pipeline result.
 func NewResponse(res *custody.Result) Response {
 	r := Response{RequestID: res.RequestID, Created: res.Created,
-		Validators: make([]Validator, len(res.Validators)), DepositData: res.Deposits()}
+		Validators: make([]Validator, len(res.Validators))}
 	for i, v := range res.Validators {
 		r.Validators[i] = Validator{Slot: v.Slot, Pubkey: v.Pubkey}
 	}
