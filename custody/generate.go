@@ -100,13 +100,10 @@ func (r *Request) normalize() error {
 func (g *Generator) keyIDs() []string {
 	var ids []string
 	for _, s := range []envelope.Sealer{g.sealer, g.mnemonicSealer} {
-		switch k := s.(type) {
-		case nil:
+		if s == nil {
 			ids = append(ids, "")
-		case envelope.KeyIDer:
-			ids = append(ids, k.KeyID())
-		default:
-			ids = append(ids, fmt.Sprintf("%T", s))
+		} else {
+			ids = append(ids, s.KeyID())
 		}
 	}
 	return ids
