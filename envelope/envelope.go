@@ -35,15 +35,17 @@ const (
 	PurposeValidatorSecret = "eth-validator-secret"
 )
 
-// KeyIDer is implemented by this package's sealers: KeyID names the
-// wrapping key, so callers can tell whether two runs seal under the same key.
-type KeyIDer interface{ KeyID() string }
-
 // Sealer encrypts a secret under a fresh data key wrapped by a key provider.
 type Sealer interface {
 	// Seal encrypts plaintext and binds it to ec. It does not modify
 	// plaintext or ec.
 	Seal(ctx context.Context, plaintext []byte, ec Context) ([]byte, error)
+	// KeyID names the key that wraps the data keys, prefixed with the
+	// provider ("kms:<key ARN or alias>", "age-x25519:age1..."): public and
+	// stable across runs, so callers can tell whether two runs seal under
+	// the same key. A wrapper around a Sealer must return the KeyID of the
+	// Sealer it wraps (embedding the interface does that).
+	KeyID() string
 }
 
 // Opener decrypts what a Sealer of the same provider produced.

@@ -408,3 +408,39 @@ func ExampleNewLocalSealer() {
 	// validator secret
 	// envelope: message authentication failed
 }
+
+// TestSealerKeyID: every Sealer names its wrapping key through the interface
+// (no type switch, no %T), and the name agrees with the key ID the sealed
+// blob records at offset 8 (parsed per doc.go, not by the package).
+func TestSealerKeyID(t *testing.T) {
+	id, err := age.GenerateX25519Identity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fake := envelopetest.NewKMS()
+	arn := fake.CreateKey()
+	for _, tc := range []struct {
+		name     string
+		s        envelope.Sealer
+		want     string
+		inBlobID string
+	}{
+		{"age", envelope.NewLocalSealer(id.Recipient()), "age-x25519:" + id.Recipient().String(), id.Recipient().String()},
+		{"kms", envelope.NewKMSSealer(fake, arn), "kms:" + arn, arn},
+		// A wrapper that embeds the interface forwards KeyID.
+		{"wrapped", struct{ envelope.Sealer }{envelope.NewLocalSealer(id.Recipient())}, "age-x25519:" + id.Recipient().String(), id.Recipient().String()},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := tc.s.KeyID(); got != tc.want {
+				t.Fatalf("KeyID() = %q, want %q", got, tc.want)
+			}
+			b, err := tc.s.Seal(t.Context(), []byte("secret"), recordContext(testPubkey))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := parseLayout(t, b).keyID; got != tc.inBlobID {
+				t.Fatalf("blob key id %q, want %q", got, tc.inBlobID)
+			}
+		})
+	}
+}
