@@ -73,7 +73,8 @@ func TestAWSServicesGoingAway(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			g, err := NewGenerator(st, envelope.NewKMSSealer(kms.NewFromConfig(kc), key))
+			signer, verifier := testKeys(t)
+			g, err := NewGenerator(st, envelope.NewKMSSealer(kms.NewFromConfig(kc), key), signer)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -85,7 +86,7 @@ func TestAWSServicesGoingAway(t *testing.T) {
 				t.Fatalf("run through an outage reported success: %v", err)
 			}
 			down.heal()
-			opener := NewOpener(st, envelope.NewKMSOpener(kms.NewFromConfig(kmsCfg)))
+			opener := NewOpener(st, envelope.NewKMSOpener(kms.NewFromConfig(kmsCfg)), verifier)
 			stored := 0
 			for rec, err := range st.Query(context.Background(), store.Filter{RequestID: req.ID}) {
 				if err != nil {

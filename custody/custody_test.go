@@ -80,6 +80,21 @@ func newFixtureOn(t *testing.T, st store.Store, opts ...Option) *fixture {
 		opener: NewOpener(st, envelope.NewLocalOpener(id), verifier), cust: cust}
 }
 
+// testKeys is a fresh generator key pair.
+func testKeys(t testing.TB) (provenance.Signer, provenance.Verifier) {
+	t.Helper()
+	dir := t.TempDir()
+	s, _, err := provenance.LoadOrCreateLocalSigner(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := provenance.LoadLocalVerifier(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, v
+}
+
 func hoodiRequest(id string, count int) Request {
 	return Request{ID: id, Count: count, Network: depositdata.Hoodi}
 }
@@ -316,10 +331,10 @@ func TestSeparateMnemonicKey(t *testing.T) {
 	if s.UnsafeMnemonic() != nil {
 		t.Fatal("the signing side saw the mnemonic")
 	}
-	if _, _, err := OpenMnemonic(context.Background(), envelope.NewLocalOpener(f.identity), rec); !errors.Is(err, envelope.ErrAuth) {
+	if _, _, err := OpenMnemonic(context.Background(), envelope.NewLocalOpener(f.identity), f.verifier, rec); !errors.Is(err, envelope.ErrAuth) {
 		t.Fatalf("signing key opened the mnemonic: %v", err)
 	}
-	m, idx, err := OpenMnemonic(context.Background(), envelope.NewLocalOpener(mnID), rec)
+	m, idx, err := OpenMnemonic(context.Background(), envelope.NewLocalOpener(mnID), f.verifier, rec)
 	if err != nil || idx != 0 || m.Len() == 0 {
 		t.Fatalf("mnemonic: %v", err)
 	}
@@ -339,11 +354,19 @@ func TestSwappedSecretsFailToOpen(t *testing.T) {
 	a, _ := f.store.Get(context.Background(), res.Validators[0].Pubkey)
 	b, _ := f.store.Get(context.Background(), res.Validators[1].Pubkey)
 	a.Sealed = b.Sealed
-	if _, err := f.opener.OpenRecord(context.Background(), a); !errors.Is(err, envelope.ErrAuth) {
+	if _, err := f.opener.OpenRecord(context.Background(), a); !errors.Is(err, ErrForged) {
 		t.Fatalf("swapped secret: %v", err)
 	}
+	// With the authenticator taken out of the way, the encryption context
+	// still refuses it.
+	if err := signRecord(context.Background(), f.signer, a); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.opener.OpenRecord(context.Background(), a); !errors.Is(err, envelope.ErrAuth) {
+		t.Fatalf("swapped secret, re-signed: %v", err)
+	}
 	other, _ := age.GenerateX25519Identity()
-	if _, _, err := NewOpener(f.store, envelope.NewLocalOpener(other)).Open(context.Background(), b.Pubkey); !errors.Is(err, envelope.ErrAuth) {
+	if _, _, err := NewOpener(f.store, envelope.NewLocalOpener(other), f.verifier).Open(context.Background(), b.Pubkey); !errors.Is(err, envelope.ErrAuth) {
 		t.Fatalf("wrong identity: %v", err)
 	}
 }
@@ -429,7 +452,8 @@ func TestKMSFaults(t *testing.T) {
 	defer st.Close()
 	fake := envelopetest.NewKMS()
 	arn := fake.CreateKey()
-	g, err := NewGenerator(st, envelope.NewKMSSealer(fake, arn), WithInsecureKDFCost(t, 16))
+	signer, verifier := testKeys(t)
+	g, err := NewGenerator(st, envelope.NewKMSSealer(fake, arn), signer, WithInsecureKDFCost(t, 16))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -474,7 +498,7 @@ func TestKMSFaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	o := NewOpener(st, envelope.NewKMSOpener(fake))
+	o := NewOpener(st, envelope.NewKMSOpener(fake), verifier)
 	for _, v := range res.Validators {
 		s, _, err := o.Open(context.Background(), v.Pubkey)
 		if err != nil {
@@ -574,7 +598,8 @@ func TestOneGroupUsesEveryWorker(t *testing.T) {
 	defer st.Close()
 	id, _ := age.GenerateX25519Identity()
 	cs := &concurrencySealer{Sealer: envelope.NewLocalSealer(id.Recipient())}
-	g, err := NewGenerator(st, cs)
+	signer, _ := testKeys(t)
+	g, err := NewGenerator(st, cs, signer)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -607,7 +632,7 @@ func TestStaleIndexIsNotTrusted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g, err := NewGenerator(staleStore{f.store}, envelope.NewLocalSealer(f.identity.Recipient()))
+	g, err := NewGenerator(staleStore{f.store}, envelope.NewLocalSealer(f.identity.Recipient()), f.signer)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -633,7 +658,7 @@ func TestResumeUnderAnotherKeyIsRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	other, _ := age.GenerateX25519Identity()
-	g, _ := NewGenerator(f.store, envelope.NewLocalSealer(other.Recipient()))
+	g, _ := NewGenerator(f.store, envelope.NewLocalSealer(other.Recipient()), f.signer)
 	if _, err := g.Generate(context.Background(), req, nil); !errors.Is(err, ErrRequestReused) {
 		t.Fatalf("resume under another key: %v", err)
 	}
@@ -688,7 +713,7 @@ func TestAlteredStoredDepositIsRefused(t *testing.T) {
 		"record credentials": func(r *store.Record) { r.WithdrawalCredentials = strings.Repeat("0", 64) },
 	} {
 		t.Run(name, func(t *testing.T) {
-			g, _ := NewGenerator(tamperStore{f.store, edit}, envelope.NewLocalSealer(f.identity.Recipient()))
+			g, _ := NewGenerator(tamperStore{f.store, edit}, envelope.NewLocalSealer(f.identity.Recipient()), f.signer)
 			if res, err := g.Generate(context.Background(), req, nil); err == nil || res != nil {
 				t.Fatalf("altered deposit passed: %v", err)
 			}

@@ -28,7 +28,8 @@ func benchGenerate(b *testing.B, st store.Store, sealer envelope.Sealer, format 
 	b.StopTimer()
 	cores := runtime.GOMAXPROCS(0)
 	raw := rawKDFRate(b, keystore.Scrypt, cores)
-	g, err := NewGenerator(st, sealer)
+	signer, _ := testKeys(b)
+	g, err := NewGenerator(st, sealer, signer)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -102,6 +102,15 @@ type Record struct {
 	Sealed                []byte          `json:"sealed"`
 	Status                store.Status    `json:"status"`
 	CreatedAt             time.Time       `json:"created_at"`
+	// The generator's authenticator: the enclave refuses a record its own
+	// copy of the generator's verification key does not accept.
+	Origin     string           `json:"origin"`
+	Auth       []byte           `json:"auth"`
+	AuthKeyID  string           `json:"auth_key_id"`
+	Provenance store.Provenance `json:"provenance"`
+	// SealedMnemonicDigest lets the authenticator (which covers the
+	// mnemonic blob by its SHA-256) be checked without sending the blob.
+	SealedMnemonic []byte `json:"sealed_mnemonic,omitempty"`
 }
 
 // RecordOf converts a stored record to its wire form.
@@ -110,6 +119,8 @@ func RecordOf(r *store.Record) Record {
 		Pubkey: r.Pubkey, RequestID: r.RequestID, Slot: r.Slot, Network: r.Network,
 		WithdrawalCredentials: r.WithdrawalCredentials, DepositData: r.DepositData,
 		Sealed: r.Sealed, Status: r.Status, CreatedAt: r.CreatedAt,
+		Origin: r.Origin, Auth: r.Auth, AuthKeyID: r.AuthKeyID, Provenance: r.Provenance,
+		SealedMnemonic: r.SealedMnemonic,
 	}
 }
 
@@ -118,6 +129,8 @@ func (r Record) store() *store.Record {
 		Pubkey: r.Pubkey, RequestID: r.RequestID, Slot: r.Slot, Network: r.Network,
 		WithdrawalCredentials: r.WithdrawalCredentials, DepositData: r.DepositData,
 		Sealed: r.Sealed, Status: r.Status, CreatedAt: r.CreatedAt,
+		Origin: r.Origin, Auth: r.Auth, AuthKeyID: r.AuthKeyID, Provenance: r.Provenance,
+		SealedMnemonic: r.SealedMnemonic,
 	}
 }
 

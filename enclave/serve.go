@@ -12,6 +12,7 @@ import (
 
 	"github.com/ethkeygen/ethkeygen/custody"
 	"github.com/ethkeygen/ethkeygen/envelope"
+	"github.com/ethkeygen/ethkeygen/provenance"
 	"github.com/ethkeygen/ethkeygen/internal/fsutil"
 	"github.com/ethkeygen/ethkeygen/store"
 	"github.com/ethkeygen/ethkeygen/web3signer"
@@ -30,6 +31,10 @@ type Config struct {
 	// through the vsock proxy, wrapped by envelope.NewNitroKMSOpener with
 	// the NSM attester. Required.
 	NewOpener func(ctx context.Context, region string, creds Credentials) (envelope.Opener, error)
+	// Verifier is the generator's verification key, configured in the
+	// enclave image (never taken from the parent): a record it does not
+	// authenticate is not opened. Required.
+	Verifier provenance.Verifier
 	// Logger receives structured logs; nil discards them. No secret is
 	// ever logged.
 	Logger *slog.Logger
@@ -162,7 +167,7 @@ func load(ctx context.Context, req *LoadRequest, cfg Config, log *slog.Logger) *
 		log.Error("making the opener", slog.String("error", err.Error()))
 		return refuse(res, "cannot reach the key service")
 	}
-	opener := custody.NewOpener(nil, op)
+	opener := custody.NewOpener(nil, op, cfg.Verifier)
 	secrets := make([]*custody.Secret, 0, len(req.Records))
 	defer func() {
 		for _, s := range secrets {
@@ -229,6 +234,8 @@ func reasonOf(err error) string {
 		return "sealed secret does not authenticate"
 	case errors.Is(err, envelope.ErrProvider):
 		return "key service refused or failed"
+	case errors.Is(err, custody.ErrForged):
+		return "record not made by the generator"
 	case errors.Is(err, custody.ErrSecret):
 		return "secret does not match its record"
 	case errors.Is(err, envelope.ErrFormat):

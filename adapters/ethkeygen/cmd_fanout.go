@@ -14,7 +14,6 @@ import (
 	"github.com/ethkeygen/ethkeygen/custody"
 	"github.com/ethkeygen/ethkeygen/fanout"
 	"github.com/ethkeygen/ethkeygen/internal/fsutil"
-	"github.com/ethkeygen/ethkeygen/store"
 )
 
 func init() {

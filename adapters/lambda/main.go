@@ -29,6 +29,7 @@
 package main
 
 import (
+	"fmt"
 	"context"
 	"log/slog"
 	"os"
@@ -41,6 +42,9 @@ import (
 	"github.com/ethkeygen/ethkeygen/internal/backend"
 	"github.com/ethkeygen/ethkeygen/internal/hardening"
 )
+
+// EnvSigningKeyID names the generator's KMS record-signing key.
+const EnvSigningKeyID = "ETHKEYGEN_SIGNING_KEY_ID"
 
 func main() {
 	_ = hardening.DisableCoreDumps() // best effort: secrets stay out of core files
@@ -60,7 +64,13 @@ func setup(ctx context.Context, getenv func(string) string, logger *slog.Logger)
 	if err != nil {
 		return nil, err
 	}
-	bc := &backend.Config{DynamoDBTable: cfg.Table, KMSKeyID: cfg.KMSKeyID, MnemonicKMSKeyID: cfg.MnemonicKMSKeyID}
+	// The generator's record-signing key (KMS, ECC_NIST_P256): exports and
+	// loads refuse any record it did not sign.
+	signingKey := getenv(EnvSigningKeyID)
+	if signingKey == "" {
+		return nil, fmt.Errorf("%s is not set: the function signs every record it stores with this KMS key", EnvSigningKeyID)
+	}
+	bc := &backend.Config{DynamoDBTable: cfg.Table, KMSKeyID: cfg.KMSKeyID, MnemonicKMSKeyID: cfg.MnemonicKMSKeyID, SigningKeyID: signingKey}
 	st, err := bc.OpenStore(ctx)
 	if err != nil {
 		return nil, err
@@ -76,7 +86,11 @@ func setup(ctx context.Context, getenv func(string) string, logger *slog.Logger)
 	if mnemonicSealer != nil {
 		opts = append(opts, custody.WithMnemonicSealer(mnemonicSealer))
 	}
-	gen, err := custody.NewGenerator(st, sealer, opts...)
+	signer, err := bc.GeneratorSigner(ctx)
+	if err != nil {
+		return nil, err
+	}
+	gen, err := custody.NewGenerator(st, sealer, signer, opts...)
 	if err != nil {
 		return nil, err
 	}

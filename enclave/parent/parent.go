@@ -19,13 +19,14 @@ import (
 	"github.com/ethkeygen/ethkeygen/store"
 )
 
-// Store is what Load needs of a store.
-type Store interface {
-	Get(ctx context.Context, pubkey string) (*store.Record, error)
-	SetStatus(ctx context.Context, pubkey string, from, to store.Status) error
+// Custodian is what Load needs of custody: the one place that claims keys
+// for a signer. *custody.Custodian satisfies it.
+type Custodian interface {
+	ClaimForSigner(ctx context.Context, req custody.LoadRequest) (*custody.Claims, error)
+	Get(ctx context.Context, pubkey string) (*store.Record, *store.KeyState, error)
 }
 
-var _ Store = store.Store(nil)
+var _ Custodian = (*custody.Custodian)(nil)
 
 // Request says what to load.
 type Request struct {
@@ -36,13 +37,18 @@ type Request struct {
 	// enclave.LoadRequest.Takeover).
 	Takeover bool
 	Pubkeys  []string // lowercase hex, no 0x
+	// Signer names the enclave's signer in the ledger (e.g.
+	// "enclave:<instance>:<cid>"). Required.
+	Signer string
 }
 
-// Load fetches the records of req.Pubkeys from st, sends them to the
-// enclave on conn, and returns the enclave's Result. It returns an error
-// wrapping enclave.ErrRefused (with the Result) when the enclave loaded
-// nothing.
-func Load(ctx context.Context, conn io.ReadWriter, st Store, req Request, log *slog.Logger) (*enclave.Result, error) {
+// Load claims req.Pubkeys for the enclave's signer through custody (which
+// checks each record's authenticator and state, and refuses retired keys
+// and keys live elsewhere unless Takeover), sends the claimed records to
+// the enclave on conn, and returns the enclave's Result. It returns an
+// error wrapping enclave.ErrRefused (with the Result) when the enclave
+// loaded nothing; the claims are then released.
+func Load(ctx context.Context, conn io.ReadWriter, cust Custodian, req Request, log *slog.Logger) (*enclave.Result, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -56,32 +62,32 @@ func Load(ctx context.Context, conn io.ReadWriter, st Store, req Request, log *s
 		Version: enclave.ProtocolVersion, Region: req.Region, Credentials: req.Credentials,
 		GenesisValidatorsRoot: req.GenesisValidatorsRoot, Takeover: req.Takeover,
 	}
-	for _, pk := range req.Pubkeys {
-		rec, err := st.Get(ctx, pk)
-		if err != nil {
-			return nil, fmt.Errorf("parent: reading %s: %w", pk, err)
-		}
-		log.Debug("record read", slog.String("pubkey", pk), slog.String("status", string(rec.Status)))
-		lr.Records = append(lr.Records, enclave.RecordOf(rec))
-	}
 	// Claim the keys for this signer before the enclave sees them: of two
 	// loaders racing for a key, one wins and the other loads nothing.
-	claim := make([]*store.Record, 0, len(lr.Records))
-	for _, r := range lr.Records {
-		claim = append(claim, &store.Record{Pubkey: r.Pubkey, Status: r.Status})
-	}
-	release, err := custody.ClaimForSigner(ctx, st, claim)
+	claims, err := cust.ClaimForSigner(ctx, custody.LoadRequest{Signer: req.Signer, Pubkeys: req.Pubkeys, Takeover: req.Takeover})
 	if err != nil {
 		return nil, fmt.Errorf("parent: %w", err)
 	}
 	loaded := false
 	defer func() {
 		if !loaded {
-			if err := release(context.WithoutCancel(ctx)); err != nil {
-				log.Error("releasing the claim failed: set the status back by hand", slog.String("error", err.Error()))
+			if err := claims.Release(context.WithoutCancel(ctx)); err != nil {
+				log.Error("releasing the claim failed", slog.String("error", err.Error()))
 			}
 		}
 	}()
+	for _, c := range claims.Items {
+		r := enclave.RecordOf(c.Record)
+		// The enclave sees the state before this claim: a key taken over
+		// from another signer needs that signer's slashing history.
+		r.Status = store.StatusExported
+		if c.Previous != nil && (c.Previous.State == store.StatusDeposited || c.Previous.State == store.StatusExitSigned) && c.Previous.Signer != req.Signer {
+			r.Status = store.StatusDeposited
+		}
+		r.SealedMnemonic = c.Record.SealedMnemonic
+		log.Debug("record claimed", slog.String("pubkey", c.Record.Pubkey))
+		lr.Records = append(lr.Records, r)
+	}
 	log.Info("sending load request", slog.Any("request", lr))
 	if err := enclave.WriteMessage(conn, &enclave.Message{Type: enclave.TypeLoad, Load: lr}); err != nil {
 		return nil, err

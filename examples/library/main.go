@@ -1,7 +1,9 @@
 // Command library shows how a Go service uses ethkeygen as a library: it
-// generates validators into an embedded store, sealed to an age recipient,
-// and prints their deposit data; then, on the side that holds the identity,
-// opens one of them. Run it with: go run ./examples/library
+// generates validators into an embedded store, sealed to an age recipient
+// and signed by the generator's key; hands their deposits out through an
+// export (the only way a deposit leaves custody, once, to the withdrawal
+// address the operator states); then, on the side that holds the identity,
+// claims one for a signer and opens it. Run it with: go run ./examples/library
 package main
 
 import (
@@ -16,6 +18,7 @@ import (
 	"github.com/ethkeygen/ethkeygen/custody"
 	"github.com/ethkeygen/ethkeygen/depositdata"
 	"github.com/ethkeygen/ethkeygen/envelope"
+	"github.com/ethkeygen/ethkeygen/provenance"
 	"github.com/ethkeygen/ethkeygen/store/sqlitestore"
 )
 
@@ -37,8 +40,24 @@ func main() {
 		log.Fatal(err)
 	}
 	defer st.Close()
+	// The lifecycle ledger lives apart from the records: a records writer
+	// or a restored backup cannot change it.
+	ledger, err := sqlitestore.OpenLedger(ctx, filepath.Join(dir, "ethkeygen.db.ledger"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer ledger.Close()
+	// The generator signs every record; the other sides need only the public half.
+	signer, _, err := provenance.LoadOrCreateLocalSigner(filepath.Join(dir, "keys"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	verifier, err := provenance.LoadLocalVerifier(filepath.Join(dir, "keys"))
+	if err != nil {
+		log.Fatal(err)
+	}
 
-	gen, err := custody.NewGenerator(st, envelope.NewLocalSealer(identity.Recipient()))
+	gen, err := custody.NewGenerator(st, envelope.NewLocalSealer(identity.Recipient()), signer)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -56,14 +75,22 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	file, err := depositdata.MarshalFile(res.Deposits())
+	cust, err := custody.NewCustodian(st, ledger, verifier)
 	if err != nil {
 		log.Fatal(err)
 	}
-	fmt.Printf("%d validators, Launchpad file of %d bytes\n", len(res.Validators), len(file))
+	exp, err := cust.Export(ctx, custody.ExportRequest{RequestID: "example-1", Withdrawal: custody.Withdrawal{Address: &addr}})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Printf("%d validators, export %s: %s of %d bytes\n", len(res.Validators), exp.Export.ID, exp.FileName, len(exp.File))
 
-	// Protected compute: open a validator and check it.
-	secret, _, err := custody.NewOpener(st, envelope.NewLocalOpener(identity)).Open(ctx, res.Validators[0].Pubkey)
+	// Protected compute: claim a validator for a signer, then open it.
+	claims, err := cust.ClaimForSigner(ctx, custody.LoadRequest{Signer: "example-signer", Pubkeys: res.Pubkeys()[:1]})
+	if err != nil {
+		log.Fatal(err)
+	}
+	secret, err := cust.Opener(envelope.NewLocalOpener(identity)).OpenRecord(ctx, claims.Items[0].Record)
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/mdlayher/vsock"
 
 	"github.com/ethkeygen/ethkeygen/enclave/parent"
+	"github.com/ethkeygen/ethkeygen/custody"
 	"github.com/ethkeygen/ethkeygen/internal/backend"
 	"github.com/ethkeygen/ethkeygen/internal/hardening"
 	"github.com/ethkeygen/ethkeygen/web3signer"
@@ -34,6 +35,9 @@ func main() {
 	pubkeysFile := flag.String("pubkeys", "-", "file with one pubkey per line (- for stdin)")
 	root := flag.String("genesis-validators-root", "", "genesis validators root of the network (hex), for the slashing protection interchange")
 	takeover := flag.Bool("takeover", false, "also load keys with status deposited (only after the previous signer is stopped for good)")
+	ledgerTable := flag.String("ledger-table", "", "DynamoDB lifecycle ledger table (default: the --dynamodb-table name plus -ledger)")
+	signingKey := flag.String("signing-kms-key-id", "", "the generator's KMS record-signing key, whose public key authenticates records (else generator.pub in --key-dir)")
+	keyDir := flag.String("key-dir", "", "directory of generator.pub (default $ETHKEYGEN_HOME or ~/.config/ethkeygen)")
 	debug := flag.Bool("debug", false, "log at debug level")
 	flag.Parse()
 
@@ -42,7 +46,8 @@ func main() {
 		level = slog.LevelDebug
 	}
 	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-	if err := run(log, uint32(*cid), uint32(*port), &backend.Config{DBPath: *db, DynamoDBTable: *table, Region: *region},
+	if err := run(log, uint32(*cid), uint32(*port), &backend.Config{DBPath: *db, DynamoDBTable: *table, Region: *region,
+		LedgerTable: *ledgerTable, SigningKeyID: *signingKey, KeyDir: *keyDir},
 		*pubkeysFile, *root, *takeover); err != nil {
 		log.Error("load failed", slog.String("error", err.Error()))
 		os.Exit(1)
@@ -72,6 +77,20 @@ func run(log *slog.Logger, cid, port uint32, be *backend.Config, pubkeysFile, ro
 		return err
 	}
 	defer st.Close()
+	ledger, err := be.OpenLedger(ctx)
+	if err != nil {
+		return err
+	}
+	defer ledger.Close()
+	verifier, err := be.GeneratorVerifier(ctx)
+	if err != nil {
+		return err
+	}
+	cust, err := custody.NewCustodian(st, ledger, verifier, custody.WithActor(backend.Actor()))
+	if err != nil {
+		return err
+	}
+	host, _ := os.Hostname()
 	conn, err := vsock.Dial(cid, port, nil)
 	if err != nil {
 		return fmt.Errorf("connecting to the enclave: %w", err)
@@ -80,8 +99,9 @@ func run(log *slog.Logger, cid, port uint32, be *backend.Config, pubkeysFile, ro
 	if dl, ok := ctx.Deadline(); ok {
 		_ = conn.SetDeadline(dl)
 	}
-	_, err = parent.Load(ctx, conn, st, parent.Request{
+	_, err = parent.Load(ctx, conn, cust, parent.Request{
 		Region: awsCfg.Region, Credentials: creds, GenesisValidatorsRoot: root, Takeover: takeover, Pubkeys: pubkeys,
+		Signer: fmt.Sprintf("enclave:%s:%d", host, cid),
 	}, log)
 	return err
 }
