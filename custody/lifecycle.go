@@ -116,8 +116,11 @@ func (c *Custodian) clock() time.Time { return c.now().UTC().Truncate(time.Milli
 // Check reads a record as every operation must: its authenticator verifies
 // under the generator's key, and its deposit (if it has one) verifies for
 // its network and carries its credentials.
-func (c *Custodian) Check(rec *store.Record) (Validator, error) {
-	if err := checkAuth(c.verifier, rec); err != nil {
+func (c *Custodian) Check(rec *store.Record) (Validator, error) { return CheckRecord(c.verifier, rec) }
+
+// CheckRecord is Custodian.Check with the generator's verification key v.
+func CheckRecord(v provenance.Verifier, rec *store.Record) (Validator, error) {
+	if err := checkAuth(v, rec); err != nil {
 		return Validator{}, err
 	}
 	if rec.Origin == OriginImported && len(rec.DepositData) == 0 {

@@ -1,10 +1,12 @@
 package fanout_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -33,7 +35,7 @@ const (
 	throttle     failure = iota + 1 // Invoke returns TooManyRequestsException
 	crash                           // the function fails before generating
 	lostResponse                    // the function generates, then the response is lost
-	tamper                          // the function returns a deposit with a broken signature
+	tamper                          // the function returns a malformed pubkey
 )
 
 // function runs the real handler in-process over an embedded store and a
@@ -41,6 +43,7 @@ const (
 type function struct {
 	h     *handler.Handler
 	store *sqlitestore.Store
+	cust  *custody.Custodian
 
 	mu       sync.Mutex
 	failures map[string][]failure
@@ -55,7 +58,7 @@ func newFunction(t *testing.T, allowed ...string) *function {
 	if len(allowed) == 0 {
 		allowed = []string{"hoodi"}
 	}
-	return &function{h: &handler.Handler{Generator: gen, AllowedChains: allowed, MaxCount: 20}, store: st,
+	return &function{h: &handler.Handler{Generator: gen, AllowedChains: allowed, MaxCount: 20}, store: st, cust: e.Custodian,
 		failures: map[string][]failure{}, always: map[string]failure{}, calls: map[string]int{}}
 }
 
@@ -104,9 +107,8 @@ func (f *function) Invoke(ctx context.Context, in *lambda.InvokeInput, _ ...func
 	case tamper:
 		var r map[string]any
 		_ = json.Unmarshal(payload, &r)
-		d := r["deposit_data"].([]any)[0].(map[string]any)
-		sig := d["signature"].(string)
-		d["signature"] = sig[:len(sig)-2] + "00"
+		v := r["validators"].([]any)[0].(map[string]any)
+		v["pubkey"] = strings.ToUpper(v["pubkey"].(string))
 		payload, _ = json.Marshal(r)
 	}
 	return &lambda.InvokeOutput{StatusCode: 200, Payload: payload, ExecutedVersion: aws.String("$LATEST")}, nil
@@ -145,41 +147,49 @@ func plan(runID string, total, batch int) fanout.Plan {
 	}
 }
 
-func checkRun(t *testing.T, res *fanout.Result, p fanout.Plan) {
+// checkRun checks a run's result and hands its deposits out through the
+// run's export, as generate --lambda does; it returns the file.
+func checkRun(t *testing.T, f *function, res *fanout.Result, p fanout.Plan) []byte {
 	t.Helper()
-	if len(res.Deposits) != p.Total || len(res.Batches) != p.Batches() {
-		t.Fatalf("%d deposits in %d batches, want %d in %d", len(res.Deposits), len(res.Batches), p.Total, p.Batches())
+	if len(res.Pubkeys) != p.Total || len(res.Batches) != p.Batches() {
+		t.Fatalf("%d validators in %d batches, want %d in %d", len(res.Pubkeys), len(res.Batches), p.Total, p.Batches())
 	}
 	seen := map[string]bool{}
 	k := 0
 	for i, b := range res.Batches {
-		if b.Index != i || b.RequestID != fanout.BatchID(p.Spec.RequestID, i) || len(b.Deposits) != p.Batch(i).Count {
+		if b.Index != i || b.RequestID != fanout.BatchID(p.Spec.RequestID, i) || len(b.Pubkeys) != p.Batch(i).Count {
 			t.Fatalf("batch %d: %+v", i, b)
 		}
-		for _, d := range b.Deposits {
-			if res.Deposits[k] != d {
-				t.Fatalf("deposit %d out of batch order", k)
+		for _, pk := range b.Pubkeys {
+			if res.Pubkeys[k] != pk {
+				t.Fatalf("validator %d out of batch order", k)
 			}
 			k++
 		}
 	}
-	for _, d := range res.Deposits {
-		if seen[d.Pubkey] {
-			t.Fatalf("pubkey %s twice", d.Pubkey)
+	for _, pk := range res.Pubkeys {
+		if seen[pk] {
+			t.Fatalf("pubkey %s twice", pk)
 		}
-		seen[d.Pubkey] = true
-		if err := d.Verify(depositdata.Hoodi); err != nil {
-			t.Fatal(err)
-		}
+		seen[pk] = true
 	}
-	// The whole run makes a valid Launchpad file.
-	file, err := depositdata.MarshalFile(res.Deposits)
+	// The whole run makes one valid Launchpad file, through its export.
+	a, _ := depositdata.ParseAddress(testAddress, false)
+	exp, err := f.cust.Export(t.Context(), custody.ExportRequest{ID: fanout.RunExportID(p.Spec.RequestID), Pubkeys: res.Pubkeys,
+		SkipExported: true, Withdrawal: custody.Withdrawal{Address: &a}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, errs := depositdata.VerifyFile(file, &depositdata.Hoodi); len(errs) != 0 {
-		t.Fatal(errs)
+	deps, errs := depositdata.VerifyFile(exp.File, &depositdata.Hoodi)
+	if len(errs) != 0 || len(deps) != p.Total {
+		t.Fatalf("%d deposits, %v", len(deps), errs)
 	}
+	for i, d := range deps {
+		if d.Pubkey != res.Pubkeys[i] {
+			t.Fatalf("deposit %d is not the run's validator %d", i, i)
+		}
+	}
+	return exp.File
 }
 
 func TestBatchIDsAreDeterministic(t *testing.T) {
@@ -217,7 +227,7 @@ func TestRunRetriesFailedBatches(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkRun(t, res, p)
+	checkRun(t, f, res, p)
 	if seen[len(seen)-1] != 23 || len(seen) != 5 {
 		t.Fatalf("progress %v", seen)
 	}
@@ -257,7 +267,7 @@ func TestRunFailsThenResumes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkRun(t, res, p)
+	file := checkRun(t, f, res, p)
 	if n := f.records(t); n != 20 || res.Created != 20-before {
 		t.Fatalf("store holds %d records, run created %d after %d; want 20 in all", n, res.Created, before)
 	}
@@ -269,10 +279,11 @@ func TestRunFailsThenResumes(t *testing.T) {
 	if again.Created != 0 {
 		t.Fatalf("third run created %d", again.Created)
 	}
-	for i := range again.Deposits {
-		if *again.Deposits[i] != *res.Deposits[i] {
-			t.Fatalf("deposit %d changed between runs", i)
-		}
+	if !slices.Equal(again.Pubkeys, res.Pubkeys) {
+		t.Fatal("the validators changed between runs")
+	}
+	if again := checkRun(t, f, again, p); !bytes.Equal(again, file) {
+		t.Fatal("the run's export wrote another file the second time")
 	}
 }
 

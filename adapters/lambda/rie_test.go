@@ -31,6 +31,7 @@ import (
 	"github.com/ethkeygen/ethkeygen/envelope"
 	"github.com/ethkeygen/ethkeygen/fanout"
 	"github.com/ethkeygen/ethkeygen/internal/testenv"
+	"github.com/ethkeygen/ethkeygen/provenance"
 	"github.com/ethkeygen/ethkeygen/keygen/keystore"
 	"github.com/ethkeygen/ethkeygen/store"
 	"github.com/ethkeygen/ethkeygen/store/dynamostore"
@@ -79,6 +80,8 @@ type awsEnv struct {
 	kmsEP, ddbEP   string
 	kmsCfg, ddbCfg aws.Config
 	table, keyARN  string
+	signingKey     string // the generator's record-signing key
+	verifier       provenance.Verifier
 	accessKey      string
 	secretKey      string
 	network        depositdata.Network
@@ -101,6 +104,10 @@ func newAWSEnv(t *testing.T) *awsEnv {
 		t.Fatal(err)
 	}
 	e.keyARN = testenv.NewKMSKey(t, e.kmsCfg)
+	e.signingKey = testenv.NewKMSSigningKey(t, e.kmsCfg)
+	if e.verifier, err = provenance.NewKMSVerifier(t.Context(), kms.NewFromConfig(e.kmsCfg), e.signingKey); err != nil {
+		t.Fatal(err)
+	}
 	return e
 }
 
@@ -199,6 +206,7 @@ func startFunction(t *testing.T, e *awsEnv, extra ...string) *function {
 		"AWS_LAMBDA_FUNCTION_MEMORY_SIZE=1024",
 		"AWS_LAMBDA_FUNCTION_TIMEOUT=300",
 		handler.EnvKMSKeyID + "=" + e.keyARN,
+		"ETHKEYGEN_SIGNING_KEY_ID=" + e.signingKey,
 		handler.EnvTable + "=" + e.table,
 		handler.EnvAllowedChains + "=hoodi,sepolia",
 		handler.EnvMaxCount + "=60",
@@ -287,21 +295,31 @@ func (f *function) generate(t *testing.T, spec custody.Spec) (handler.Response, 
 	return r, body
 }
 
-// checkResponse checks a response against its request: slots in order,
-// pubkeys matching the deposits, every deposit verifying.
-func checkResponse(t *testing.T, r handler.Response, spec custody.Spec, network depositdata.Network) {
+// checkResponse checks a response against its request and the store: slots
+// in order, each the stored, generator-signed record of that slot, whose
+// deposit verifies. The response itself carries no deposit.
+func checkResponse(t *testing.T, e *awsEnv, r handler.Response, spec custody.Spec, network depositdata.Network) []*depositdata.Deposit {
 	t.Helper()
-	if r.RequestID != spec.RequestID || len(r.Validators) != spec.Count || len(r.DepositData) != spec.Count {
-		t.Fatalf("response for %q: %d validators, %d deposits, want %d", r.RequestID, len(r.Validators), len(r.DepositData), spec.Count)
+	if r.RequestID != spec.RequestID || len(r.Validators) != spec.Count {
+		t.Fatalf("response for %q: %d validators, want %d", r.RequestID, len(r.Validators), spec.Count)
 	}
+	st := e.store(t)
+	var deps []*depositdata.Deposit
 	for i, v := range r.Validators {
-		if v.Slot != i || v.Pubkey != r.DepositData[i].Pubkey {
-			t.Fatalf("validator %d: slot %d pubkey %s, deposit pubkey %s", i, v.Slot, v.Pubkey, r.DepositData[i].Pubkey)
+		rec, err := st.GetSlot(t.Context(), spec.RequestID, i)
+		if err != nil || v.Slot != i || v.Pubkey != rec.Pubkey {
+			t.Fatalf("validator %d: slot %d pubkey %s is not the stored one (%v)", i, v.Slot, v.Pubkey, err)
 		}
-		if err := r.DepositData[i].Verify(network); err != nil {
+		checked, err := custody.CheckRecord(e.verifier, rec)
+		if err != nil {
+			t.Fatalf("validator %d: %v", i, err)
+		}
+		if err := checked.Deposit.Verify(network); err != nil {
 			t.Fatalf("deposit %d: %v", i, err)
 		}
+		deps = append(deps, checked.Deposit)
 	}
+	return deps
 }
 
 // secrets are opened secrets, kept as strings to search for.
@@ -313,7 +331,7 @@ type secrets struct {
 // key derives the pubkey; it returns the secrets to look for elsewhere.
 func openAll(t *testing.T, e *awsEnv, r handler.Response, into *secrets) {
 	t.Helper()
-	op := custody.NewOpener(e.store(t), envelope.NewKMSOpener(kms.NewFromConfig(e.kmsCfg)))
+	op := custody.NewOpener(e.store(t), envelope.NewKMSOpener(kms.NewFromConfig(e.kmsCfg)), e.verifier)
 	for _, v := range r.Validators {
 		s, rec, err := op.Open(t.Context(), v.Pubkey)
 		if err != nil {
@@ -403,11 +421,11 @@ func TestRIEBatchRetryAndNoSecrets(t *testing.T) {
 	start := time.Now()
 	r1, body1 := f.generate(t, spec)
 	t.Logf("%d raw validators in %v", spec.Count, time.Since(start))
-	checkResponse(t, r1, spec, e.network)
+	deps1 := checkResponse(t, e, r1, spec, e.network)
 	if r1.Created != spec.Count {
 		t.Fatalf("created %d, want %d", r1.Created, spec.Count)
 	}
-	for _, d := range r1.DepositData {
+	for _, d := range deps1 {
 		if !strings.HasPrefix(d.WithdrawalCredentials, "01") || d.Amount != depositdata.MaxAmount {
 			t.Fatalf("deposit %s: credentials %s amount %d", d.Pubkey, d.WithdrawalCredentials, d.Amount)
 		}
@@ -420,9 +438,9 @@ func TestRIEBatchRetryAndNoSecrets(t *testing.T) {
 		if r2.Created != 0 {
 			t.Fatalf("retry created %d", r2.Created)
 		}
-		checkResponse(t, r2, spec, e.network)
+		checkResponse(t, e, r2, spec, e.network)
 		for i := range r1.Validators {
-			if r1.Validators[i] != r2.Validators[i] || *r1.DepositData[i] != *r2.DepositData[i] {
+			if r1.Validators[i] != r2.Validators[i] {
 				t.Fatalf("retry returned another validator at slot %d", i)
 			}
 		}
@@ -588,8 +606,8 @@ func TestRIEFanOut(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(res.Deposits) != 10 || res.Created != 10 || len(res.Batches) != 4 {
-		t.Fatalf("%d deposits, %d created, %d batches", len(res.Deposits), res.Created, len(res.Batches))
+	if len(res.Pubkeys) != 10 || res.Created != 10 || len(res.Batches) != 4 {
+		t.Fatalf("%d validators, %d created, %d batches", len(res.Pubkeys), res.Created, len(res.Batches))
 	}
 	again, err := fanout.Run(t.Context(), pool, p)
 	if err != nil {
@@ -601,8 +619,8 @@ func TestRIEFanOut(t *testing.T) {
 	n := 0
 	for i := range p.Batches() {
 		n += countRecords(t, e, fanout.BatchID(p.Spec.RequestID, i))
-		for j, d := range again.Batches[i].Deposits {
-			if *d != *res.Batches[i].Deposits[j] {
+		for j, pk := range again.Batches[i].Pubkeys {
+			if pk != res.Batches[i].Pubkeys[j] {
 				t.Fatalf("batch %d slot %d changed on the second run", i, j)
 			}
 		}

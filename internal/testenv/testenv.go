@@ -109,3 +109,18 @@ func NewKMSKey(t testing.TB, cfg aws.Config) string {
 	}
 	return aws.ToString(out.KeyMetadata.Arn)
 }
+
+// NewKMSSigningKey creates a fresh ECC_NIST_P256 signing key in local-kms
+// (the generator's record-signing key) and returns its ARN.
+func NewKMSSigningKey(t testing.TB, cfg aws.Config) string {
+	t.Helper()
+	out, err := kms.NewFromConfig(cfg).CreateKey(t.Context(), &kms.CreateKeyInput{
+		Description: aws.String("ethkeygen test signing key for " + t.Name()),
+		KeySpec:     types.KeySpecEccNistP256,
+		KeyUsage:    types.KeyUsageTypeSignVerify,
+	})
+	if err != nil {
+		t.Fatalf("testenv.NewKMSSigningKey: CreateKey: %v", err)
+	}
+	return aws.ToString(out.KeyMetadata.Arn)
+}

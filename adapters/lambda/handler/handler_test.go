@@ -13,7 +13,6 @@ import (
 
 	"github.com/ethkeygen/ethkeygen/adapters/lambda/handler"
 	"github.com/ethkeygen/ethkeygen/custody"
-	"github.com/ethkeygen/ethkeygen/depositdata"
 )
 
 func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
@@ -73,13 +72,18 @@ func TestConfigFromEnv(t *testing.T) {
 }
 
 func newHandler(t *testing.T) *handler.Handler {
+	h, _ := newHandlerOn(t)
+	return h
+}
+
+func newHandlerOn(t *testing.T) (*handler.Handler, *custodytest.Embedded) {
 	t.Helper()
-	gen := custodytest.NewEmbedded(t).Generator
-	return &handler.Handler{Generator: gen, AllowedChains: []string{"hoodi"}, MaxCount: 5, Logger: slog.New(slog.DiscardHandler)}
+	e := custodytest.NewEmbedded(t)
+	return &handler.Handler{Generator: e.Generator, AllowedChains: []string{"hoodi"}, MaxCount: 5, Logger: slog.New(slog.DiscardHandler)}, e
 }
 
 func TestHandle(t *testing.T) {
-	h := newHandler(t)
+	h, e := newHandlerOn(t)
 	event := `{"request_id":"r1","count":3,"chain":"hoodi","withdrawal_address":"0x0f51bb10119727a7e5eA3538074fb341F56B09Ad","secret_format":"raw"}`
 	b, err := h.Invoke(t.Context(), []byte(event))
 	if err != nil {
@@ -89,12 +93,21 @@ func TestHandle(t *testing.T) {
 	if err := json.Unmarshal(b, &r); err != nil {
 		t.Fatal(err)
 	}
-	if r.RequestID != "r1" || r.Created != 3 || len(r.Validators) != 3 || len(r.DepositData) != 3 {
+	if r.RequestID != "r1" || r.Created != 3 || len(r.Validators) != 3 {
 		t.Fatalf("%s", b)
 	}
+	// The response hands out no deposit: those go out only through an
+	// export, from the store.
+	if strings.Contains(string(b), "deposit") || strings.Contains(string(b), "signature") {
+		t.Fatalf("the response carries deposit data: %s", b)
+	}
 	for i, v := range r.Validators {
-		if v.Slot != i || v.Pubkey != r.DepositData[i].Pubkey || r.DepositData[i].Verify(depositdata.Hoodi) != nil {
-			t.Fatalf("validator %d", i)
+		rec, err := e.Store.GetSlot(t.Context(), "r1", i)
+		if v.Slot != i || err != nil || rec.Pubkey != v.Pubkey {
+			t.Fatalf("validator %d is not the stored one: %v", i, err)
+		}
+		if _, err := e.Custodian.Check(rec); err != nil {
+			t.Fatal(err)
 		}
 	}
 	again, err := h.Handle(t.Context(), json.RawMessage(event))
@@ -168,7 +181,7 @@ func TestResponseHasPublicFieldsOnly(t *testing.T) {
 	for f := range reflect.TypeFor[handler.Response]().Fields() {
 		fields = append(fields, f.Tag.Get("json"))
 	}
-	if !reflect.DeepEqual(fields, []string{"request_id", "created", "validators", "deposit_data"}) {
+	if !reflect.DeepEqual(fields, []string{"request_id", "created", "validators"}) {
 		t.Fatalf("response fields %v", fields)
 	}
 }
