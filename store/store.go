@@ -32,23 +32,34 @@ var (
 // Status is the life-cycle state of a validator record.
 type Status string
 
-// The statuses a record can have. The store does not impose an order on
-// transitions; SetStatus only checks the current value.
+// The statuses of a validator key. A record is created generated or
+// imported and custody never changes its status again; the later states
+// (exported, deposited, exit-signed, retired) live in the [Ledger] as a
+// [KeyState]. The store does not impose an order on transitions; SetStatus
+// and PutKey only check the current value.
 const (
-	StatusGenerated Status = "generated"
-	StatusExported  Status = "exported"
-	StatusDeposited Status = "deposited" // deposited and loaded into a signer: loading it elsewhere is a takeover
-	StatusRetired   Status = "retired"   // never to be loaded again
+	StatusGenerated  Status = "generated"   // made by our generator, stored sealed, never exported (record only)
+	StatusImported   Status = "imported"    // brought in from elsewhere, never exported by us (record only)
+	StatusExported   Status = "exported"    // its deposit belongs to exactly one export (ledger)
+	StatusDeposited  Status = "deposited"   // live on one signer: loading it elsewhere is a takeover (ledger)
+	StatusExitSigned Status = "exit-signed" // a voluntary exit has been signed for it; it may still be live (ledger)
+	StatusRetired    Status = "retired"     // never to be loaded again (ledger)
 )
 
 // Valid reports whether s is one of the defined statuses.
 func (s Status) Valid() bool {
 	switch s {
-	case StatusGenerated, StatusExported, StatusDeposited, StatusRetired:
+	case StatusGenerated, StatusImported, StatusExported, StatusDeposited, StatusExitSigned, StatusRetired:
 		return true
 	}
 	return false
 }
+
+// Record origins.
+const (
+	OriginGenerated = "generated" // made by our generator
+	OriginImported  = "imported"  // brought in from elsewhere
+)
 
 // Provenance identifies the build that created a record.
 type Provenance struct {
@@ -70,6 +81,9 @@ type Record struct {
 	Status                Status
 	CreatedAt             time.Time // stored in UTC truncated to the millisecond; read back in UTC
 	Provenance            Provenance
+	Origin                string // OriginGenerated or OriginImported; "" in records written before origins existed
+	Auth                  []byte // authenticator over the public fields, made by the generator's signing key; nil when absent (an empty slice reads back as nil)
+	AuthKeyID             string // id of the key that made Auth
 }
 
 // Request is a generation request (a batch of records) and the fingerprint
@@ -183,6 +197,8 @@ func (r *Record) Validate() error {
 		return fmt.Errorf("%w: record %s: zero CreatedAt", ErrInvalid, r.Pubkey)
 	case len(r.DepositData) > 0 && !json.Valid(r.DepositData):
 		return fmt.Errorf("%w: record %s: deposit data is not valid JSON", ErrInvalid, r.Pubkey)
+	case r.Origin != "" && r.Origin != OriginGenerated && r.Origin != OriginImported:
+		return fmt.Errorf("%w: record %s: origin %q", ErrInvalid, r.Pubkey, r.Origin)
 	}
 	return nil
 }

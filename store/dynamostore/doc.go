@@ -13,8 +13,11 @@
 // Record items carry the attributes pubkey, request_id, slot (N), network,
 // withdrawal_credentials, deposit_data (S, the JSON byte for byte), sealed
 // (B), sealed_mnemonic (B), status, created_at (S, [store.TimeFormat]),
-// created_pubkey (S, "<created_at>#<pubkey>"), prov_version, prov_build_hash
-// and v (N, the item format, 1). Empty optional attributes are omitted.
+// created_pubkey (S, "<created_at>#<pubkey>"), prov_version, prov_build_hash,
+// origin (S), auth (B), auth_key_id (S) and v (N, the item format, 1). Empty
+// optional attributes are omitted; items written before origin, auth and
+// auth_key_id existed read back with them empty (the item format is
+// unchanged: the attributes are optional).
 //
 // Two global secondary indexes, both projecting ALL attributes, and both
 // sparse (only record items carry their keys):

@@ -480,8 +480,13 @@ func encodeRecord(r *store.Record) map[string]types.AttributeValue {
 	optS("deposit_data", string(r.DepositData))
 	optS("prov_version", r.Provenance.Version)
 	optS("prov_build_hash", r.Provenance.BuildHash)
+	optS("origin", r.Origin)
+	optS("auth_key_id", r.AuthKeyID)
 	if len(r.SealedMnemonic) > 0 {
 		item["sealed_mnemonic"] = &types.AttributeValueMemberB{Value: r.SealedMnemonic}
+	}
+	if len(r.Auth) > 0 {
+		item["auth"] = &types.AttributeValueMemberB{Value: r.Auth}
 	}
 	return item
 }
@@ -578,6 +583,9 @@ func decodeRecord(item map[string]types.AttributeValue) (*store.Record, error) {
 			Version:   d.s("prov_version", false),
 			BuildHash: d.s("prov_build_hash", false),
 		},
+		Origin:    d.s("origin", false),
+		Auth:      d.b("auth", false),
+		AuthKeyID: d.s("auth_key_id", false),
 	}
 	if dd := d.s("deposit_data", false); dd != "" {
 		r.DepositData = []byte(dd)

@@ -135,7 +135,8 @@ func TestItems(t *testing.T) {
 	}
 	rec := get("V#" + r.Pubkey)
 	for _, name := range []string{"pubkey", "request_id", "slot", "network", "withdrawal_credentials", "deposit_data",
-		"sealed", "sealed_mnemonic", "status", "created_at", "created_pubkey", "prov_version", "prov_build_hash", "v"} {
+		"sealed", "sealed_mnemonic", "status", "created_at", "created_pubkey", "prov_version", "prov_build_hash",
+		"origin", "auth", "auth_key_id", "v"} {
 		if rec[name] == nil {
 			t.Errorf("record item lacks %s", name)
 		}

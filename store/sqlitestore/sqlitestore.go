@@ -1,27 +1,61 @@
-// Package sqlitestore is the embedded [store.Store]: one SQLite file, in WAL
-// mode, written through modernc.org/sqlite (pure Go, no cgo).
+// Package sqlitestore is the embedded [store.Store] and [store.Ledger]: one
+// SQLite file each, in WAL mode, written through modernc.org/sqlite (pure
+// Go, no cgo).
 //
-// Several processes (or several Store values in one process) may open the
-// same file at once. Writes take the database's write lock at the start of
-// the transaction (BEGIN IMMEDIATE) and wait for it up to the busy timeout
-// (default 10s); a lock not obtained in time yields an error wrapping
+// Several processes (or several Store or Ledger values in one process) may
+// open the same file at once. Writes take the database's write lock at the
+// start of the transaction (BEGIN IMMEDIATE) and wait for it up to the busy
+// timeout (default 10s); a lock not obtained in time yields an error wrapping
 // [store.ErrUnavailable]. Put is one transaction: all records or none.
 //
-// The schema is versioned with PRAGMA user_version; Open creates it in a new
-// file and refuses a file whose version is newer than this package knows.
+// # Records file
 //
-//	records(pubkey TEXT PRIMARY KEY, request_id, slot, ..., UNIQUE(request_id, slot))
+// The schema is versioned with PRAGMA user_version; Open creates it in a new
+// file, migrates a version 1 file to version 2, and refuses a file whose
+// version is newer than this package knows (or that is a ledger file).
+//
+//	records(pubkey TEXT PRIMARY KEY, request_id, slot, ..., origin, auth, auth_key_id, UNIQUE(request_id, slot))
 //	requests(id TEXT PRIMARY KEY, fingerprint, count, created_at)
 //
 // The UNIQUE(request_id, slot) index also serves queries by request; a second
 // index on (status, created_at, pubkey) serves queries by status.
 //
+// Version 2 added the columns origin, auth and auth_key_id and lets status
+// hold every [store.Status]. SQLite cannot alter a CHECK constraint, so the
+// migration rebuilds the records table (create, copy, drop, rename, index) in
+// the same IMMEDIATE transaction that reads the version: a file is migrated
+// once, by one process, entirely or not at all. Migrated rows have origin "",
+// no authenticator and auth_key_id "": the store does not invent provenance
+// it never had.
+//
+// # Ledger file
+//
+// [OpenLedger] opens the ledger, a separate file (by convention the records
+// path with ".ledger" appended), marked with its own PRAGMA application_id so
+// that neither Open nor OpenLedger accepts the other's file:
+//
+//	keys(pubkey PRIMARY KEY, export_id, state, signer, version, updated_at, changed_by, note, interchange)
+//	exports(id PRIMARY KEY, created_at, network, withdrawal_credentials, claims, sealed, created_by)
+//	export_candidates(export_id, pos, pubkey)   PRIMARY KEY (export_id, pos), UNIQUE (export_id, pubkey)
+//	export_members(export_id, pos, pubkey)      the same, written by SealExport
+//	pins(name PRIMARY KEY, value)
+//
+// Every ledger write is one IMMEDIATE transaction: CreateExport writes the
+// header and all candidates; ClaimForExport checks that the export exists and
+// is not sealed, inserts the key rows that are absent and adds the number
+// inserted to claims; SealExport is a compare-and-set on (sealed = 0 AND
+// claims = ?) that writes the members with it; PutKey is a compare-and-set on
+// version (and export_id, which never changes); Pin inserts if absent, then
+// reads. Nothing in this package writes the ledger file from the records
+// store, so replacing, restoring or rewriting the records file leaves the
+// ledger as it was.
+//
 // # Security
 //
 // A new file is created with mode 0600, and SQLite gives its -wal and -shm
-// files the same mode. An existing file's mode is left as it is. The file
-// holds only sealed secrets. synchronous=FULL: a Put that returned nil
-// survives a power loss.
+// files the same mode. An existing file's mode is left as it is. The records
+// file holds only sealed secrets; the ledger holds no secret at all.
+// synchronous=FULL: a write that returned nil survives a power loss.
 package sqlitestore
 
 import (
@@ -43,8 +77,11 @@ import (
 )
 
 // schemaVersion is the PRAGMA user_version this package writes and reads.
-const schemaVersion = 1
+// Version 1 files are migrated to version 2 by Open (see migrateV1).
+const schemaVersion = 2
 
+// schemaV1 is the schema of version 1, kept so that the migration can be
+// tested against files made by it.
 const schemaV1 = `
 CREATE TABLE requests (
 	id          TEXT    NOT NULL PRIMARY KEY,
@@ -72,8 +109,59 @@ CREATE TABLE records (
 CREATE INDEX records_by_status ON records (status, created_at, pubkey);
 `
 
-const recordColumns = `pubkey, request_id, slot, network, withdrawal_credentials, deposit_data,
+// recordsV2 is the records table of version 2 (as created in a new file; the
+// migration creates it under a temporary name). It adds origin, auth and
+// auth_key_id and lets status hold every store.Status.
+const recordsV2 = `(
+	pubkey                 TEXT    NOT NULL PRIMARY KEY,
+	request_id             TEXT    NOT NULL,
+	slot                   INTEGER NOT NULL CHECK (slot >= 0),
+	network                TEXT    NOT NULL,
+	withdrawal_credentials TEXT    NOT NULL,
+	deposit_data           TEXT    NOT NULL,
+	sealed                 BLOB    NOT NULL,
+	sealed_mnemonic        BLOB,
+	status                 TEXT    NOT NULL CHECK (status IN ('generated', 'imported', 'exported', 'deposited', 'exit-signed', 'retired')),
+	created_at             TEXT    NOT NULL,
+	prov_version           TEXT    NOT NULL,
+	prov_build_hash        TEXT    NOT NULL,
+	origin                 TEXT    NOT NULL DEFAULT '' CHECK (origin IN ('', 'generated', 'imported')),
+	auth                   BLOB,
+	auth_key_id            TEXT    NOT NULL DEFAULT '',
+	UNIQUE (request_id, slot)
+) STRICT, WITHOUT ROWID`
+
+const schemaV2 = `
+CREATE TABLE requests (
+	id          TEXT    NOT NULL PRIMARY KEY,
+	fingerprint TEXT    NOT NULL,
+	count       INTEGER NOT NULL,
+	created_at  TEXT    NOT NULL
+) STRICT;
+
+CREATE TABLE records ` + recordsV2 + `;
+
+CREATE INDEX records_by_status ON records (status, created_at, pubkey);
+`
+
+// recordColumnsV1 are the columns of a version 1 records table.
+const recordColumnsV1 = `pubkey, request_id, slot, network, withdrawal_credentials, deposit_data,
 	sealed, sealed_mnemonic, status, created_at, prov_version, prov_build_hash`
+
+// migrateV1 rebuilds the records table with the version 2 definition (SQLite
+// cannot alter a CHECK constraint): copy into a new table, drop the old one
+// and its index, rename. Rows of version 1 get origin "", no auth and
+// auth_key_id "". It runs inside Open's transaction.
+const migrateV1 = `
+CREATE TABLE records_v2 ` + recordsV2 + `;
+INSERT INTO records_v2 (` + recordColumnsV1 + `) SELECT ` + recordColumnsV1 + ` FROM records;
+DROP INDEX records_by_status;
+DROP TABLE records;
+ALTER TABLE records_v2 RENAME TO records;
+CREATE INDEX records_by_status ON records (status, created_at, pubkey);
+`
+
+const recordColumns = recordColumnsV1 + `, origin, auth, auth_key_id`
 
 // DefaultPageSize is the number of rows Query reads per statement.
 const DefaultPageSize = 100
@@ -137,15 +225,10 @@ type Store struct {
 
 var _ store.Store = (*Store)(nil)
 
-// Open opens the database file at path, creating it (mode 0600) and its
-// schema if needed.
-func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
-	o := options{pageSize: DefaultPageSize, busyTimeout: DefaultBusyTimeout}
-	for _, opt := range opts {
-		if err := opt.apply(&o); err != nil {
-			return nil, err
-		}
-	}
+// openDB creates the file at path (mode 0600) if it does not exist and opens
+// it with the connection settings every file of this package uses: WAL,
+// synchronous=FULL, BEGIN IMMEDIATE, the busy timeout.
+func openDB(path string, o options) (*sql.DB, error) {
 	if path == "" {
 		return nil, fmt.Errorf("%w: empty database path", store.ErrInvalid)
 	}
@@ -174,6 +257,30 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: open %s: %w", store.ErrUnavailable, path, err)
 	}
+	return db, nil
+}
+
+func buildOptions(opts []Option) (options, error) {
+	o := options{pageSize: DefaultPageSize, busyTimeout: DefaultBusyTimeout}
+	for _, opt := range opts {
+		if err := opt.apply(&o); err != nil {
+			return o, err
+		}
+	}
+	return o, nil
+}
+
+// Open opens the database file at path, creating it (mode 0600) and its
+// schema if needed, and migrating a file of an older schema version.
+func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
+	o, err := buildOptions(opts)
+	if err != nil {
+		return nil, err
+	}
+	db, err := openDB(path, o)
+	if err != nil {
+		return nil, err
+	}
 	s := &Store{db: db, path: path, pageSize: o.pageSize}
 	if err := s.migrate(ctx); err != nil {
 		db.Close()
@@ -195,11 +302,20 @@ func (s *Store) migrate(ctx context.Context) error {
 	if err := tx.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil {
 		return s.wrap("open", err)
 	}
+	var app int32
+	if err := tx.QueryRowContext(ctx, "PRAGMA application_id").Scan(&app); err != nil {
+		return s.wrap("open", err)
+	}
+	if app == ledgerAppID {
+		return fmt.Errorf("store: %s is a ledger file, not a records store", s.path)
+	}
 	switch {
 	case v == schemaVersion:
 		return nil
 	case v > schemaVersion:
 		return fmt.Errorf("store: %s: schema version %d is newer than this build supports (%d)", s.path, v, schemaVersion)
+	case v == 1:
+		return s.migrateFromV1(ctx, tx)
 	case v != 0:
 		return fmt.Errorf("store: %s: unknown schema version %d", s.path, v)
 	}
@@ -210,7 +326,7 @@ func (s *Store) migrate(ctx context.Context) error {
 	if n != 0 {
 		return fmt.Errorf("store: %s: not an ethkeygen store (user_version 0 but %d schema objects)", s.path, n)
 	}
-	if _, err := tx.ExecContext(ctx, schemaV1); err != nil {
+	if _, err := tx.ExecContext(ctx, schemaV2); err != nil {
 		return s.wrap("create schema", err)
 	}
 	if _, err := tx.ExecContext(ctx, "PRAGMA user_version = "+strconv.Itoa(schemaVersion)); err != nil {
@@ -218,6 +334,31 @@ func (s *Store) migrate(ctx context.Context) error {
 	}
 	if err := tx.Commit(); err != nil {
 		return s.wrap("create schema", err)
+	}
+	return nil
+}
+
+// migrateFromV1 migrates a version 1 file to version 2 in tx and commits:
+// all of it or nothing. It checks that every row was copied.
+func (s *Store) migrateFromV1(ctx context.Context, tx *sql.Tx) error {
+	var before, after int
+	if err := tx.QueryRowContext(ctx, "SELECT count(*) FROM records").Scan(&before); err != nil {
+		return s.wrap("migrate schema 1 to 2", err)
+	}
+	if _, err := tx.ExecContext(ctx, migrateV1); err != nil {
+		return s.wrap("migrate schema 1 to 2", err)
+	}
+	if err := tx.QueryRowContext(ctx, "SELECT count(*) FROM records").Scan(&after); err != nil {
+		return s.wrap("migrate schema 1 to 2", err)
+	}
+	if before != after {
+		return fmt.Errorf("store: %s: migrate schema 1 to 2: %d records before, %d after (nothing changed)", s.path, before, after)
+	}
+	if _, err := tx.ExecContext(ctx, "PRAGMA user_version = 2"); err != nil {
+		return s.wrap("migrate schema 1 to 2", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return s.wrap("migrate schema 1 to 2", err)
 	}
 	return nil
 }
@@ -298,10 +439,14 @@ func (s *Store) Put(ctx context.Context, recs ...*store.Record) error {
 		if len(r.SealedMnemonic) > 0 {
 			mnemonic = r.SealedMnemonic
 		}
-		_, err = tx.ExecContext(ctx, `INSERT INTO records (`+recordColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		var auth any
+		if len(r.Auth) > 0 {
+			auth = r.Auth
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO records (`+recordColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			r.Pubkey, r.RequestID, r.Slot, r.Network, r.WithdrawalCredentials, string(r.DepositData),
 			r.Sealed, mnemonic, string(r.Status), store.FormatTime(r.CreatedAt),
-			r.Provenance.Version, r.Provenance.BuildHash)
+			r.Provenance.Version, r.Provenance.BuildHash, r.Origin, auth, r.AuthKeyID)
 		if err != nil {
 			if isConstraint(err) {
 				return fmt.Errorf("%w: pubkey %s or request %q slot %d: %v", store.ErrExists, r.Pubkey, r.RequestID, r.Slot, err)
@@ -493,9 +638,11 @@ func scanRecord(rows *sql.Rows) (*store.Record, error) {
 		mnemonic []byte
 		status   string
 		created  string
+		auth     []byte
 	)
 	err := rows.Scan(&r.Pubkey, &r.RequestID, &r.Slot, &r.Network, &r.WithdrawalCredentials, &deposit,
-		&r.Sealed, &mnemonic, &status, &created, &r.Provenance.Version, &r.Provenance.BuildHash)
+		&r.Sealed, &mnemonic, &status, &created, &r.Provenance.Version, &r.Provenance.BuildHash,
+		&r.Origin, &auth, &r.AuthKeyID)
 	if err != nil {
 		return nil, fmt.Errorf("store: read record: %w", err)
 	}
@@ -504,6 +651,9 @@ func scanRecord(rows *sql.Rows) (*store.Record, error) {
 	}
 	if len(mnemonic) > 0 {
 		r.SealedMnemonic = mnemonic
+	}
+	if len(auth) > 0 {
+		r.Auth = auth
 	}
 	r.Status = store.Status(status)
 	if r.CreatedAt, err = store.ParseTime(created); err != nil {
@@ -521,27 +671,31 @@ func isConstraint(err error) bool {
 // wrap annotates err with the operation and the file, and marks lock and I/O
 // failures as store.ErrUnavailable. Context errors are returned wrapped as
 // they are, so errors.Is(err, context.Canceled) holds.
-func (s *Store) wrap(op string, err error) error {
+func (s *Store) wrap(op string, err error) error { return wrapErr(op, s.path, s.closed.Load(), err) }
+
+// wrapErr is wrap for a file at path, closed telling whether its handle has
+// been closed.
+func wrapErr(op, path string, closed bool, err error) error {
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Errorf("store: %s %s: %w", op, s.path, err)
+		return fmt.Errorf("store: %s %s: %w", op, path, err)
 	}
 	var se *sqlite.Error
 	if errors.As(err, &se) {
 		switch se.Code() & 0xff {
 		case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED:
 			return fmt.Errorf("%w: %s %s: database is locked by another connection or process (waited for the busy timeout): %w",
-				store.ErrUnavailable, op, s.path, err)
+				store.ErrUnavailable, op, path, err)
 		case sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_FULL, sqlite3.SQLITE_READONLY,
 			sqlite3.SQLITE_PERM, sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT:
-			return fmt.Errorf("%w: %s %s: %w", store.ErrUnavailable, op, s.path, err)
+			return fmt.Errorf("%w: %s %s: %w", store.ErrUnavailable, op, path, err)
 		}
-		return fmt.Errorf("store: %s %s: %w", op, s.path, err)
+		return fmt.Errorf("store: %s %s: %w", op, path, err)
 	}
-	if s.closed.Load() {
-		return fmt.Errorf("%w: %s %s: store is closed: %w", store.ErrUnavailable, op, s.path, err)
+	if closed {
+		return fmt.Errorf("%w: %s %s: store is closed: %w", store.ErrUnavailable, op, path, err)
 	}
 	if errors.Is(err, sql.ErrConnDone) {
-		return fmt.Errorf("%w: %s %s: %w", store.ErrUnavailable, op, s.path, err)
+		return fmt.Errorf("%w: %s %s: %w", store.ErrUnavailable, op, path, err)
 	}
-	return fmt.Errorf("store: %s %s: %w", op, s.path, err)
+	return fmt.Errorf("store: %s %s: %w", op, path, err)
 }

@@ -85,6 +85,11 @@ func NewRecord(t testing.TB, req string, slot int) *store.Record {
 	if _, err := rand.Read(mnemonic); err != nil {
 		t.Fatal(err)
 	}
+	auth := make([]byte, 64)
+	if _, err := rand.Read(auth); err != nil {
+		t.Fatal(err)
+	}
+	auth[0], auth[1] = 0, 0xfe
 	wc := "01" + "0000000000000000000000" + pk[:40]
 	dd := fmt.Sprintf(`{"pubkey": "%s", "withdrawal_credentials": "%s", "amount": 32000000000,
 		"signature": "%s", "deposit_message_root": "%s", "deposit_data_root": "%s",
@@ -103,6 +108,9 @@ func NewRecord(t testing.TB, req string, slot int) *store.Record {
 		// Nanoseconds and a non-UTC zone: the store keeps UTC milliseconds.
 		CreatedAt:  time.Date(2025, 3, 4, 5, 6, 7, 891234567, time.FixedZone("X", 3600)).Add(time.Duration(slot) * time.Millisecond),
 		Provenance: store.Provenance{Version: "v1.2.3", BuildHash: "abc123"},
+		Origin:     store.OriginGenerated,
+		Auth:       auth,
+		AuthKeyID:  "ed25519:" + hex.EncodeToString(auth[:32]),
 	}
 }
 
@@ -123,6 +131,9 @@ func checkEqual(t *testing.T, got, want *store.Record) {
 	w.CreatedAt = want.CreatedAt.UTC().Truncate(time.Millisecond)
 	if len(w.SealedMnemonic) == 0 {
 		w.SealedMnemonic = nil
+	}
+	if len(w.Auth) == 0 {
+		w.Auth = nil
 	}
 	if !got.CreatedAt.Equal(w.CreatedAt) || got.CreatedAt.Location() != time.UTC {
 		t.Errorf("record %s: CreatedAt = %v, want %v", want.Pubkey, got.CreatedAt, w.CreatedAt)
@@ -196,20 +207,50 @@ func testRoundTrip(t *testing.T, s store.Store) {
 	minimal.Provenance = store.Provenance{}
 	minimal.Sealed = []byte{0}
 	minimal.Status = store.StatusRetired
+	minimal.Origin = ""
+	minimal.Auth = nil
+	minimal.AuthKeyID = ""
 	emptyMnemonic := NewRecord(t, req, 2)
 	emptyMnemonic.SealedMnemonic = []byte{}
+	emptyMnemonic.Auth = []byte{}
 	emptyMnemonic.Network = "custom-0x12345678"
-	mustPut(t, s, full, minimal, emptyMnemonic)
-	for _, want := range []*store.Record{full, minimal, emptyMnemonic} {
+	imported := NewRecord(t, req, 3)
+	imported.Status = store.StatusImported
+	imported.Origin = store.OriginImported
+	imported.AuthKeyID = "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+	exitSigned := NewRecord(t, req, 4)
+	exitSigned.Status = store.StatusExitSigned
+	all := []*store.Record{full, minimal, emptyMnemonic, imported, exitSigned}
+	mustPut(t, s, all...)
+	for _, want := range all {
 		checkEqual(t, mustGet(t, s, want.Pubkey), want)
+	}
+	if g := mustGet(t, s, full.Pubkey); g.Origin != store.OriginGenerated || len(g.Auth) != 64 || g.AuthKeyID != full.AuthKeyID {
+		t.Errorf("Origin/Auth/AuthKeyID = %q, %x, %q; want %q, %x, %q", g.Origin, g.Auth, g.AuthKeyID, full.Origin, full.Auth, full.AuthKeyID)
+	}
+	if g := mustGet(t, s, emptyMnemonic.Pubkey); g.Auth != nil {
+		t.Errorf("empty Auth read back as %#v, want nil", g.Auth)
 	}
 	// Query returns the same records as Get.
 	got := collect(t, s, store.Filter{RequestID: req})
-	if len(got) != 3 {
-		t.Fatalf("Query returned %d records, want 3", len(got))
+	if len(got) != len(all) {
+		t.Fatalf("Query returned %d records, want %d", len(got), len(all))
 	}
-	for i, want := range []*store.Record{full, minimal, emptyMnemonic} {
+	for i, want := range all {
 		checkEqual(t, got[i], want)
+	}
+	// The new statuses can be queried.
+	for _, want := range []*store.Record{imported, exitSigned} {
+		var found bool
+		for _, r := range collect(t, s, store.Filter{Status: want.Status}) {
+			if r.Pubkey == want.Pubkey {
+				found = true
+				checkEqual(t, r, want)
+			}
+		}
+		if !found {
+			t.Errorf("Query(status %s) did not yield %s", want.Status, want.Pubkey)
+		}
 	}
 }
 
@@ -301,6 +342,7 @@ func testInvalid(t *testing.T, s store.Store) {
 		"neg slot":     func(r *store.Record) { r.Slot = -1 },
 		"no time":      func(r *store.Record) { r.CreatedAt = time.Time{} },
 		"bad json":     func(r *store.Record) { r.DepositData = json.RawMessage(`{"a":`) },
+		"bad origin":   func(r *store.Record) { r.Origin = "stolen" },
 	}
 	for name, m := range mutate {
 		good := NewRecord(t, req, 0)

@@ -1,0 +1,281 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"iter"
+	"time"
+)
+
+// KeyState is the lifecycle state of one validator key, kept in the [Ledger]
+// (apart from its [Record]). A key with no KeyState is in the state its
+// record was created with (generated or imported).
+type KeyState struct {
+	Pubkey      string    // 96 lowercase hex
+	ExportID    string    // the export holding this key's deposit; set once, never changed; "" for imported keys
+	State       Status    // exported | deposited | exit-signed | retired
+	Signer      string    // signer the key is live on (deposited, exit-signed); "" otherwise
+	Version     int64     // compare-and-set counter: 1 on first write, +1 on every write
+	UpdatedAt   time.Time // UTC, ms
+	By          string    // who made the last change (user@host, role ARN)
+	Note        string    // free text, e.g. a retire reason (public)
+	Interchange []byte    // EIP-3076 interchange JSON returned by the last signer (public), or nil
+}
+
+// LedgerState reports whether s is a state a [KeyState] may hold: exported,
+// deposited, exit-signed or retired.
+func LedgerState(s Status) bool {
+	switch s {
+	case StatusExported, StatusDeposited, StatusExitSigned, StatusRetired:
+		return true
+	}
+	return false
+}
+
+// Validate checks the form of a KeyState before it is written: a valid
+// pubkey, a ledger state, Version >= 1, UpdatedAt set, ExportID empty or a
+// valid export id, and Interchange, if present, valid JSON. It checks no
+// lifecycle rule (which transitions are allowed is custody's business).
+// Errors wrap ErrInvalid.
+func (ks *KeyState) Validate() error {
+	switch {
+	case ks == nil:
+		return fmt.Errorf("%w: nil key state", ErrInvalid)
+	case !ValidPubkey(ks.Pubkey):
+		return fmt.Errorf("%w: pubkey %q is not %d lowercase hex characters", ErrInvalid, ks.Pubkey, PubkeyLen)
+	case ks.ExportID != "" && ValidateExportID(ks.ExportID) != nil:
+		return fmt.Errorf("%w: key %s: %w", ErrInvalid, ks.Pubkey, ValidateExportID(ks.ExportID))
+	case !LedgerState(ks.State):
+		return fmt.Errorf("%w: key %s: state %q is not a ledger state", ErrInvalid, ks.Pubkey, ks.State)
+	case ks.Version < 1:
+		return fmt.Errorf("%w: key %s: version %d < 1", ErrInvalid, ks.Pubkey, ks.Version)
+	case ks.UpdatedAt.IsZero():
+		return fmt.Errorf("%w: key %s: zero UpdatedAt", ErrInvalid, ks.Pubkey)
+	case len(ks.Interchange) > 0 && !json.Valid(ks.Interchange):
+		return fmt.Errorf("%w: key %s: interchange is not valid JSON", ErrInvalid, ks.Pubkey)
+	}
+	return nil
+}
+
+// Export is one Launchpad deposit file, kept in the [Ledger]. The file is a
+// pure function of the sealed export (its Members and the records they name),
+// so writing it again reproduces it.
+type Export struct {
+	ID                    string
+	CreatedAt             time.Time // the file name is deposit_data-<CreatedAt unix>.json
+	Network               string
+	WithdrawalCredentials string   // the credentials the operator stated (hex, 64 chars)
+	Candidates            []string // pubkeys considered, in file order
+	Claims                int      // keys claimed for this export so far (ClaimForExport adds)
+	Sealed                bool     // Members frozen: the file is a pure function of them
+	Members               []string // set by SealExport, file order
+	By                    string
+}
+
+// MaxExportIDLen is the longest export id the ledger accepts.
+const MaxExportIDLen = 128
+
+// ValidateExportID checks that id is 1 to MaxExportIDLen characters from
+// [A-Za-z0-9._-]. (Backends build item keys from it, so it must not hold a
+// separator.) Errors wrap ErrInvalid.
+func ValidateExportID(id string) error {
+	if id == "" || len(id) > MaxExportIDLen {
+		return fmt.Errorf("%w: export id %q: length %d not in 1..%d", ErrInvalid, id, len(id), MaxExportIDLen)
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return fmt.Errorf("%w: export id %q: character %q is not one of [A-Za-z0-9._-]", ErrInvalid, id, c)
+		}
+	}
+	return nil
+}
+
+// validHex reports whether s is n lowercase hex characters.
+func validHex(s string, n int) bool {
+	if len(s) != n {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// ValidatePubkeys checks that every element of pubkeys is a valid pubkey and
+// that none repeats; what names the list in the error. Errors wrap
+// ErrInvalid.
+func ValidatePubkeys(what string, pubkeys []string) error {
+	seen := make(map[string]struct{}, len(pubkeys))
+	for i, pk := range pubkeys {
+		if !ValidPubkey(pk) {
+			return fmt.Errorf("%w: %s[%d]: pubkey %q is not %d lowercase hex characters", ErrInvalid, what, i, pk, PubkeyLen)
+		}
+		if _, ok := seen[pk]; ok {
+			return fmt.Errorf("%w: %s: pubkey %s appears twice", ErrInvalid, what, pk)
+		}
+		seen[pk] = struct{}{}
+	}
+	return nil
+}
+
+// Validate checks the form of an Export: a valid id, CreatedAt set, Network
+// set, WithdrawalCredentials 64 lowercase hex characters, Candidates and
+// Members valid pubkeys without repeats, Claims >= 0, Members a subset of
+// Candidates, and no Members unless Sealed. Errors wrap ErrInvalid.
+func (e *Export) Validate() error {
+	if e == nil {
+		return fmt.Errorf("%w: nil export", ErrInvalid)
+	}
+	if err := ValidateExportID(e.ID); err != nil {
+		return err
+	}
+	switch {
+	case e.CreatedAt.IsZero():
+		return fmt.Errorf("%w: export %s: zero CreatedAt", ErrInvalid, e.ID)
+	case e.Network == "":
+		return fmt.Errorf("%w: export %s: empty network", ErrInvalid, e.ID)
+	case !validHex(e.WithdrawalCredentials, 64):
+		return fmt.Errorf("%w: export %s: withdrawal credentials %q are not 64 lowercase hex characters", ErrInvalid, e.ID, e.WithdrawalCredentials)
+	case e.Claims < 0:
+		return fmt.Errorf("%w: export %s: negative claims %d", ErrInvalid, e.ID, e.Claims)
+	case !e.Sealed && len(e.Members) > 0:
+		return fmt.Errorf("%w: export %s: members set but not sealed", ErrInvalid, e.ID)
+	}
+	if err := ValidatePubkeys("export "+e.ID+" candidates", e.Candidates); err != nil {
+		return err
+	}
+	return ValidateMembers(e.ID, e.Candidates, e.Members)
+}
+
+// ValidateMembers checks that members are valid pubkeys, without repeats,
+// each one of candidates. Errors wrap ErrInvalid.
+func ValidateMembers(exportID string, candidates, members []string) error {
+	if err := ValidatePubkeys("export "+exportID+" members", members); err != nil {
+		return err
+	}
+	cand := make(map[string]struct{}, len(candidates))
+	for _, pk := range candidates {
+		cand[pk] = struct{}{}
+	}
+	for _, pk := range members {
+		if _, ok := cand[pk]; !ok {
+			return fmt.Errorf("%w: export %s: member %s is not a candidate", ErrInvalid, exportID, pk)
+		}
+	}
+	return nil
+}
+
+// ValidatePin checks the arguments of Pin: name and value non-empty. Errors
+// wrap ErrInvalid.
+func ValidatePin(name, value string) error {
+	switch {
+	case name == "":
+		return fmt.Errorf("%w: empty pin name", ErrInvalid)
+	case value == "":
+		return fmt.Errorf("%w: pin %q: empty value", ErrInvalid, name)
+	}
+	return nil
+}
+
+// ValidateClaim checks the arguments of ClaimForExport. Errors wrap
+// ErrInvalid.
+func ValidateClaim(exportID string, pubkeys []string, at time.Time) error {
+	if err := ValidateExportID(exportID); err != nil {
+		return err
+	}
+	if at.IsZero() {
+		return fmt.Errorf("%w: claim for export %s: zero time", ErrInvalid, exportID)
+	}
+	return ValidatePubkeys("claim for export "+exportID, pubkeys)
+}
+
+// Ledger holds the lifecycle state of validator keys and the exports that
+// hold their deposits. It lives apart from the records (its own SQLite file,
+// its own DynamoDB table), so that writing or restoring the records cannot
+// change it; only custody writes it. Every write is conditional, every read
+// is strongly consistent, and all methods are safe for concurrent use by
+// several Ledger values (or processes) sharing one backend.
+type Ledger interface {
+	// CreateExport stores e (Claims 0, not sealed). If e.ID exists it returns the stored
+	// export and an error wrapping ErrExists. An e that fails Validate, or that has
+	// Claims, Sealed or Members set, is refused with ErrInvalid.
+	CreateExport(ctx context.Context, e *Export) (*Export, error)
+
+	// GetExport returns the export with id, read with strong consistency, or an error
+	// wrapping ErrNotFound.
+	GetExport(ctx context.Context, id string) (*Export, error) // consistent read; ErrNotFound
+
+	// Exports yields every export, in (CreatedAt, ID) order. On error it yields
+	// (nil, err) once and stops.
+	Exports(ctx context.Context) iter.Seq2[*Export, error] // all, in CreatedAt order
+
+	// ClaimForExport: for each pubkey with no KeyState yet, atomically create
+	// KeyState{ExportID: id, State: exported, Version: 1} and add 1 to the export's Claims,
+	// only while the export is not sealed. Keys that already have a KeyState are skipped.
+	// Returns the pubkeys claimed by this call. ErrConflict if the export is sealed,
+	// ErrNotFound if it does not exist.
+	//
+	// Each key is claimed at most once, whatever runs concurrently: the
+	// KeyState is created and Claims incremented together, so Claims always
+	// equals the number of keys whose ExportID is the export. The created
+	// KeyStates have UpdatedAt at (UTC, ms) and By by. A backend may write
+	// the keys in several transactions (DynamoDB: 99 keys each); after an
+	// error, the keys already claimed by the call are in the ledger and are
+	// found by GetKey (a retry skips them).
+	ClaimForExport(ctx context.Context, exportID string, pubkeys []string, at time.Time, by string) ([]string, error)
+
+	// SealExport freezes Members if the export is not sealed and its Claims equal claims;
+	// else ErrConflict (nothing written). ErrNotFound if the export does not
+	// exist; ErrInvalid if members repeat a pubkey or name one that is not a
+	// candidate. Once sealed, ClaimForExport for the export fails.
+	SealExport(ctx context.Context, id string, members []string, claims int) error
+
+	// GetKey returns the KeyState of pubkey, read with strong consistency, or
+	// an error wrapping ErrNotFound.
+	GetKey(ctx context.Context, pubkey string) (*KeyState, error) // consistent read; ErrNotFound
+
+	// PutKey writes ks if the stored version is ks.Version-1 (absent counts as 0); else ErrConflict.
+	// The stored ExportID is never changed: a ks whose ExportID differs from
+	// the stored one is refused with ErrConflict. A ks that fails Validate is
+	// refused with ErrInvalid. UpdatedAt is stored in UTC truncated to the
+	// millisecond.
+	PutKey(ctx context.Context, ks *KeyState) error
+
+	// Keys yields every KeyState, in an order the backend chooses. On error
+	// it yields (nil, err) once and stops.
+	Keys(ctx context.Context) iter.Seq2[*KeyState, error]
+
+	// Pin sets name to value if name is unset and returns the stored value (pins the sealing
+	// key / recipient and the generator's verification key of a store).
+	// The first writer wins; later calls return its value whatever value
+	// they pass. Empty names and values are refused with ErrInvalid.
+	Pin(ctx context.Context, name, value string) (string, error)
+
+	// Close releases the backend's resources.
+	Close() error
+}
+
+// ValidateNewExport checks an export passed to CreateExport: Validate, and
+// Claims, Sealed and Members unset. Errors wrap ErrInvalid.
+func ValidateNewExport(e *Export) error {
+	if err := e.Validate(); err != nil {
+		return err
+	}
+	if e.Claims != 0 || e.Sealed || len(e.Members) != 0 {
+		return fmt.Errorf("%w: export %s: a new export has Claims 0, is not sealed and has no members", ErrInvalid, e.ID)
+	}
+	return nil
+}
+
+// ErrSeqOf returns a sequence that yields (nil, err) once.
+func ErrSeqOf[T any](err error) iter.Seq2[T, error] {
+	return func(yield func(T, error) bool) {
+		var zero T
+		yield(zero, err)
+	}
+}

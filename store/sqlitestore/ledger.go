@@ -1,0 +1,627 @@
+package sqlitestore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"iter"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/ethkeygen/ethkeygen/store"
+)
+
+// ledgerAppID is the PRAGMA application_id of a ledger file ("ETKL"), so that
+// a ledger file is never taken for a records file or the other way round.
+const ledgerAppID int32 = 0x45544b4c
+
+// ledgerVersion is the PRAGMA user_version of the ledger schema.
+const ledgerVersion = 1
+
+const ledgerSchemaV1 = `
+CREATE TABLE keys (
+	pubkey      TEXT    NOT NULL PRIMARY KEY,
+	export_id   TEXT    NOT NULL,
+	state       TEXT    NOT NULL CHECK (state IN ('exported', 'deposited', 'exit-signed', 'retired')),
+	signer      TEXT    NOT NULL,
+	version     INTEGER NOT NULL CHECK (version >= 1),
+	updated_at  TEXT    NOT NULL,
+	changed_by  TEXT    NOT NULL,
+	note        TEXT    NOT NULL,
+	interchange BLOB
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE exports (
+	id                     TEXT    NOT NULL PRIMARY KEY,
+	created_at             TEXT    NOT NULL,
+	network                TEXT    NOT NULL,
+	withdrawal_credentials TEXT    NOT NULL,
+	claims                 INTEGER NOT NULL CHECK (claims >= 0),
+	sealed                 INTEGER NOT NULL CHECK (sealed IN (0, 1)),
+	created_by             TEXT    NOT NULL
+) STRICT, WITHOUT ROWID;
+
+CREATE INDEX exports_by_time ON exports (created_at, id);
+
+CREATE TABLE export_candidates (
+	export_id TEXT    NOT NULL REFERENCES exports (id),
+	pos       INTEGER NOT NULL CHECK (pos >= 0),
+	pubkey    TEXT    NOT NULL,
+	PRIMARY KEY (export_id, pos),
+	UNIQUE (export_id, pubkey)
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE export_members (
+	export_id TEXT    NOT NULL REFERENCES exports (id),
+	pos       INTEGER NOT NULL CHECK (pos >= 0),
+	pubkey    TEXT    NOT NULL,
+	PRIMARY KEY (export_id, pos),
+	UNIQUE (export_id, pubkey)
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE pins (
+	name  TEXT NOT NULL PRIMARY KEY,
+	value TEXT NOT NULL
+) STRICT, WITHOUT ROWID;
+`
+
+const keyColumns = `pubkey, export_id, state, signer, version, updated_at, changed_by, note, interchange`
+
+// insertChunk is how many rows one multi-row INSERT of candidates or members
+// writes (3 parameters each, well under SQLite's limit of 32766).
+const insertChunk = 500
+
+// Ledger is the SQLite implementation of store.Ledger: its own file, apart
+// from the records file, with the same connection settings (WAL,
+// synchronous=FULL, BEGIN IMMEDIATE, busy timeout) and error mapping. Every
+// method that writes is one transaction.
+type Ledger struct {
+	db       *sql.DB
+	path     string
+	pageSize int
+	closed   atomic.Bool
+}
+
+var _ store.Ledger = (*Ledger)(nil)
+
+// OpenLedger opens the ledger file at path, creating it (mode 0600) and its
+// schema if needed. It refuses a file that is not a ledger (a records file,
+// a foreign database) and one of a newer ledger schema. The options are
+// those of Open; WithPageSize sets how many rows Exports and Keys read per
+// statement.
+func OpenLedger(ctx context.Context, path string, opts ...Option) (*Ledger, error) {
+	o, err := buildOptions(opts)
+	if err != nil {
+		return nil, err
+	}
+	db, err := openDB(path, o)
+	if err != nil {
+		return nil, err
+	}
+	l := &Ledger{db: db, path: path, pageSize: o.pageSize}
+	if err := l.migrate(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return l, nil
+}
+
+func (l *Ledger) wrap(op string, err error) error { return wrapErr(op, l.path, l.closed.Load(), err) }
+
+// migrate creates the schema in a new file and checks an existing one, in an
+// IMMEDIATE transaction.
+func (l *Ledger) migrate(ctx context.Context) error {
+	tx, err := l.db.BeginTx(ctx, nil)
+	if err != nil {
+		return l.wrap("open ledger", err)
+	}
+	defer tx.Rollback()
+	var app int32
+	var v int
+	if err := tx.QueryRowContext(ctx, "PRAGMA application_id").Scan(&app); err != nil {
+		return l.wrap("open ledger", err)
+	}
+	if err := tx.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil {
+		return l.wrap("open ledger", err)
+	}
+	if app == ledgerAppID {
+		switch {
+		case v == ledgerVersion:
+			return nil
+		case v > ledgerVersion:
+			return fmt.Errorf("store: %s: ledger schema version %d is newer than this build supports (%d)", l.path, v, ledgerVersion)
+		default:
+			return fmt.Errorf("store: %s: unknown ledger schema version %d", l.path, v)
+		}
+	}
+	var n int
+	if err := tx.QueryRowContext(ctx, "SELECT count(*) FROM sqlite_schema").Scan(&n); err != nil {
+		return l.wrap("open ledger", err)
+	}
+	if app != 0 || v != 0 || n != 0 {
+		return fmt.Errorf("store: %s: not an ethkeygen ledger (application_id %#x, user_version %d, %d schema objects)", l.path, app, v, n)
+	}
+	if _, err := tx.ExecContext(ctx, ledgerSchemaV1); err != nil {
+		return l.wrap("create ledger schema", err)
+	}
+	if _, err := tx.ExecContext(ctx, "PRAGMA application_id = "+strconv.Itoa(int(ledgerAppID))); err != nil {
+		return l.wrap("create ledger schema", err)
+	}
+	if _, err := tx.ExecContext(ctx, "PRAGMA user_version = "+strconv.Itoa(ledgerVersion)); err != nil {
+		return l.wrap("create ledger schema", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return l.wrap("create ledger schema", err)
+	}
+	return nil
+}
+
+// Close closes the ledger file.
+func (l *Ledger) Close() error {
+	l.closed.Store(true)
+	if err := l.db.Close(); err != nil {
+		return l.wrap("close", err)
+	}
+	return nil
+}
+
+// insertList writes pubkeys into table (export_candidates or export_members)
+// for exportID, in order, in multi-row INSERTs.
+func insertList(ctx context.Context, tx *sql.Tx, table, exportID string, pubkeys []string) error {
+	for start := 0; start < len(pubkeys); start += insertChunk {
+		end := min(start+insertChunk, len(pubkeys))
+		var b strings.Builder
+		b.WriteString("INSERT INTO " + table + " (export_id, pos, pubkey) VALUES ")
+		args := make([]any, 0, 3*(end-start))
+		for i := start; i < end; i++ {
+			if i > start {
+				b.WriteString(", ")
+			}
+			b.WriteString("(?, ?, ?)")
+			args = append(args, exportID, i, pubkeys[i])
+		}
+		if _, err := tx.ExecContext(ctx, b.String(), args...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// CreateExport implements store.Ledger: the header and its candidates in one
+// transaction.
+func (l *Ledger) CreateExport(ctx context.Context, e *store.Export) (*store.Export, error) {
+	if err := store.ValidateNewExport(e); err != nil {
+		return nil, err
+	}
+	tx, err := l.db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, l.wrap("create export", err)
+	}
+	defer tx.Rollback()
+	got, err := readExport(ctx, tx, e.ID)
+	switch {
+	case err == nil:
+		return got, fmt.Errorf("%w: export %s", store.ErrExists, e.ID)
+	case !errors.Is(err, store.ErrNotFound):
+		return nil, l.wrapRead("create export", err)
+	}
+	_, err = tx.ExecContext(ctx, `INSERT INTO exports (id, created_at, network, withdrawal_credentials, claims, sealed, created_by)
+		VALUES (?, ?, ?, ?, 0, 0, ?)`,
+		e.ID, store.FormatTime(e.CreatedAt), e.Network, e.WithdrawalCredentials, e.By)
+	if err != nil {
+		return nil, l.wrap("create export", err)
+	}
+	if err := insertList(ctx, tx, "export_candidates", e.ID, e.Candidates); err != nil {
+		return nil, l.wrap("create export", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, l.wrap("create export", err)
+	}
+	out := *e
+	out.CreatedAt = e.CreatedAt.UTC().Truncate(time.Millisecond)
+	out.Candidates = append([]string(nil), e.Candidates...)
+	out.Claims, out.Sealed, out.Members = 0, false, nil
+	return &out, nil
+}
+
+// wrapRead wraps an error of readExport: the sentinel errors and decoding
+// errors it made itself pass through.
+func (l *Ledger) wrapRead(op string, err error) error {
+	if errors.Is(err, store.ErrNotFound) || errors.Is(err, errDamaged) {
+		return err
+	}
+	return l.wrap(op, err)
+}
+
+// errDamaged marks a row that does not decode.
+var errDamaged = errors.New("store: damaged ledger row")
+
+// querier is what readExport needs of a *sql.Tx or *sql.DB.
+type querier interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+// readExport reads the export id: its header, candidates and, if sealed,
+// members. Candidates are written with the header and members with the seal
+// in one transaction each, and neither changes afterwards, so the reads need
+// no common snapshot.
+func readExport(ctx context.Context, q querier, id string) (*store.Export, error) {
+	var (
+		e       store.Export
+		created string
+		sealed  int
+	)
+	err := q.QueryRowContext(ctx, `SELECT id, created_at, network, withdrawal_credentials, claims, sealed, created_by
+		FROM exports WHERE id = ?`, id).
+		Scan(&e.ID, &created, &e.Network, &e.WithdrawalCredentials, &e.Claims, &sealed, &e.By)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("%w: export %s", store.ErrNotFound, id)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if e.CreatedAt, err = store.ParseTime(created); err != nil {
+		return nil, fmt.Errorf("%w: export %s: bad created_at %q: %v", errDamaged, id, created, err)
+	}
+	e.Sealed = sealed == 1
+	if e.Candidates, err = readList(ctx, q, "export_candidates", id); err != nil {
+		return nil, err
+	}
+	if e.Sealed {
+		if e.Members, err = readList(ctx, q, "export_members", id); err != nil {
+			return nil, err
+		}
+	}
+	return &e, nil
+}
+
+func readList(ctx context.Context, q querier, table, id string) ([]string, error) {
+	rows, err := q.QueryContext(ctx, `SELECT pos, pubkey FROM `+table+` WHERE export_id = ? ORDER BY pos`, id)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var (
+			pos int
+			pk  string
+		)
+		if err := rows.Scan(&pos, &pk); err != nil {
+			return nil, err
+		}
+		if pos != len(out) {
+			return nil, fmt.Errorf("%w: export %s: %s has a gap at position %d", errDamaged, id, table, len(out))
+		}
+		out = append(out, pk)
+	}
+	return out, rows.Err()
+}
+
+// GetExport implements store.Ledger.
+func (l *Ledger) GetExport(ctx context.Context, id string) (*store.Export, error) {
+	if err := store.ValidateExportID(id); err != nil {
+		return nil, err
+	}
+	e, err := readExport(ctx, l.db, id)
+	if err != nil {
+		return nil, l.wrapRead("get export", err)
+	}
+	return e, nil
+}
+
+// Exports implements store.Ledger, reading WithPageSize headers per
+// statement in (created_at, id) order.
+func (l *Ledger) Exports(ctx context.Context) iter.Seq2[*store.Export, error] {
+	return func(yield func(*store.Export, error) bool) {
+		lastTime, lastID := "", ""
+		for {
+			ids, times, err := l.exportPage(ctx, lastTime, lastID)
+			if err != nil {
+				yield(nil, err)
+				return
+			}
+			for _, id := range ids {
+				e, err := readExport(ctx, l.db, id)
+				if err != nil {
+					yield(nil, l.wrapRead("exports", err))
+					return
+				}
+				if !yield(e, nil) {
+					return
+				}
+			}
+			if len(ids) < l.pageSize {
+				return
+			}
+			lastTime, lastID = times[len(times)-1], ids[len(ids)-1]
+		}
+	}
+}
+
+func (l *Ledger) exportPage(ctx context.Context, lastTime, lastID string) (ids, times []string, err error) {
+	rows, err := l.db.QueryContext(ctx, `SELECT id, created_at FROM exports WHERE (created_at, id) > (?, ?)
+		ORDER BY created_at, id LIMIT ?`, lastTime, lastID, l.pageSize)
+	if err != nil {
+		return nil, nil, l.wrap("exports", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id, t string
+		if err := rows.Scan(&id, &t); err != nil {
+			return nil, nil, l.wrap("exports", err)
+		}
+		ids, times = append(ids, id), append(times, t)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, nil, l.wrap("exports", err)
+	}
+	return ids, times, nil
+}
+
+// ClaimForExport implements store.Ledger in one transaction: check that the
+// export exists and is not sealed, insert the key rows that are absent, add
+// the number inserted to claims.
+func (l *Ledger) ClaimForExport(ctx context.Context, exportID string, pubkeys []string, at time.Time, by string) ([]string, error) {
+	if err := store.ValidateClaim(exportID, pubkeys, at); err != nil {
+		return nil, err
+	}
+	tx, err := l.db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, l.wrap("claim for export", err)
+	}
+	defer tx.Rollback()
+	var sealed int
+	err = tx.QueryRowContext(ctx, `SELECT sealed FROM exports WHERE id = ?`, exportID).Scan(&sealed)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return nil, fmt.Errorf("%w: export %s", store.ErrNotFound, exportID)
+	case err != nil:
+		return nil, l.wrap("claim for export", err)
+	case sealed != 0:
+		return nil, fmt.Errorf("%w: export %s is sealed", store.ErrConflict, exportID)
+	}
+	stmt, err := tx.PrepareContext(ctx, `INSERT INTO keys (`+keyColumns+`) VALUES (?, ?, ?, '', 1, ?, ?, '', NULL)
+		ON CONFLICT (pubkey) DO NOTHING`)
+	if err != nil {
+		return nil, l.wrap("claim for export", err)
+	}
+	defer stmt.Close()
+	updated := store.FormatTime(at)
+	var claimed []string
+	for _, pk := range pubkeys {
+		res, err := stmt.ExecContext(ctx, pk, exportID, string(store.StatusExported), updated, by)
+		if err != nil {
+			return nil, l.wrap("claim for export", err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return nil, l.wrap("claim for export", err)
+		}
+		if n == 1 {
+			claimed = append(claimed, pk)
+		}
+	}
+	if len(claimed) > 0 {
+		if _, err := tx.ExecContext(ctx, `UPDATE exports SET claims = claims + ? WHERE id = ? AND sealed = 0`,
+			len(claimed), exportID); err != nil {
+			return nil, l.wrap("claim for export", err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, l.wrap("claim for export", err)
+	}
+	return claimed, nil
+}
+
+// SealExport implements store.Ledger in one transaction: a compare-and-set
+// on (sealed = 0 AND claims = ?), then the members.
+func (l *Ledger) SealExport(ctx context.Context, id string, members []string, claims int) error {
+	if err := store.ValidateExportID(id); err != nil {
+		return err
+	}
+	if err := store.ValidatePubkeys("export "+id+" members", members); err != nil {
+		return err
+	}
+	tx, err := l.db.BeginTx(ctx, nil)
+	if err != nil {
+		return l.wrap("seal export", err)
+	}
+	defer tx.Rollback()
+	e, err := readExport(ctx, tx, id)
+	if err != nil {
+		return l.wrapRead("seal export", err)
+	}
+	if e.Sealed || e.Claims != claims {
+		return fmt.Errorf("%w: export %s: sealed %v with %d claims, want unsealed with %d", store.ErrConflict, id, e.Sealed, e.Claims, claims)
+	}
+	if err := store.ValidateMembers(id, e.Candidates, members); err != nil {
+		return err
+	}
+	res, err := tx.ExecContext(ctx, `UPDATE exports SET sealed = 1 WHERE id = ? AND sealed = 0 AND claims = ?`, id, claims)
+	if err != nil {
+		return l.wrap("seal export", err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return l.wrap("seal export", err)
+	} else if n != 1 {
+		// Cannot happen inside the IMMEDIATE transaction that read the row.
+		return fmt.Errorf("%w: export %s changed while sealing", store.ErrConflict, id)
+	}
+	if err := insertList(ctx, tx, "export_members", id, members); err != nil {
+		return l.wrap("seal export", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return l.wrap("seal export", err)
+	}
+	return nil
+}
+
+// GetKey implements store.Ledger.
+func (l *Ledger) GetKey(ctx context.Context, pubkey string) (*store.KeyState, error) {
+	if !store.ValidPubkey(pubkey) {
+		return nil, fmt.Errorf("%w: pubkey %q is not %d lowercase hex characters", store.ErrInvalid, pubkey, store.PubkeyLen)
+	}
+	rows, err := l.db.QueryContext(ctx, `SELECT `+keyColumns+` FROM keys WHERE pubkey = ?`, pubkey)
+	if err != nil {
+		return nil, l.wrap("get key", err)
+	}
+	defer rows.Close()
+	if !rows.Next() {
+		if err := rows.Err(); err != nil {
+			return nil, l.wrap("get key", err)
+		}
+		return nil, fmt.Errorf("%w: key %s", store.ErrNotFound, pubkey)
+	}
+	return scanKey(rows)
+}
+
+func scanKey(rows *sql.Rows) (*store.KeyState, error) {
+	var (
+		ks          store.KeyState
+		state       string
+		updated     string
+		interchange []byte
+	)
+	if err := rows.Scan(&ks.Pubkey, &ks.ExportID, &state, &ks.Signer, &ks.Version, &updated, &ks.By, &ks.Note, &interchange); err != nil {
+		return nil, fmt.Errorf("store: read key state: %w", err)
+	}
+	ks.State = store.Status(state)
+	var err error
+	if ks.UpdatedAt, err = store.ParseTime(updated); err != nil {
+		return nil, fmt.Errorf("%w: key %s: bad updated_at %q: %v", errDamaged, ks.Pubkey, updated, err)
+	}
+	if len(interchange) > 0 {
+		ks.Interchange = interchange
+	}
+	return &ks, nil
+}
+
+// PutKey implements store.Ledger with a compare-and-set on version (and on
+// export_id, which never changes) in one transaction.
+func (l *Ledger) PutKey(ctx context.Context, ks *store.KeyState) error {
+	if err := ks.Validate(); err != nil {
+		return err
+	}
+	tx, err := l.db.BeginTx(ctx, nil)
+	if err != nil {
+		return l.wrap("put key", err)
+	}
+	defer tx.Rollback()
+	var (
+		version  int64
+		exportID string
+	)
+	err = tx.QueryRowContext(ctx, `SELECT version, export_id FROM keys WHERE pubkey = ?`, ks.Pubkey).Scan(&version, &exportID)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		version = 0
+		exportID = ks.ExportID
+	case err != nil:
+		return l.wrap("put key", err)
+	}
+	if version != ks.Version-1 {
+		return fmt.Errorf("%w: key %s: stored version %d, want %d", store.ErrConflict, ks.Pubkey, version, ks.Version-1)
+	}
+	if exportID != ks.ExportID {
+		return fmt.Errorf("%w: key %s: export id %q cannot change to %q", store.ErrConflict, ks.Pubkey, exportID, ks.ExportID)
+	}
+	var interchange any
+	if len(ks.Interchange) > 0 {
+		interchange = ks.Interchange
+	}
+	args := []any{ks.Pubkey, ks.ExportID, string(ks.State), ks.Signer, ks.Version, store.FormatTime(ks.UpdatedAt), ks.By, ks.Note, interchange}
+	var res sql.Result
+	if version == 0 {
+		res, err = tx.ExecContext(ctx, `INSERT INTO keys (`+keyColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+			ON CONFLICT (pubkey) DO NOTHING`, args...)
+	} else {
+		res, err = tx.ExecContext(ctx, `UPDATE keys SET export_id = ?2, state = ?3, signer = ?4, version = ?5, updated_at = ?6,
+			changed_by = ?7, note = ?8, interchange = ?9 WHERE pubkey = ?1 AND version = ?10 AND export_id = ?2`,
+			append(args, version)...)
+	}
+	if err != nil {
+		return l.wrap("put key", err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return l.wrap("put key", err)
+	} else if n != 1 {
+		return fmt.Errorf("%w: key %s changed while writing", store.ErrConflict, ks.Pubkey)
+	}
+	if err := tx.Commit(); err != nil {
+		return l.wrap("put key", err)
+	}
+	return nil
+}
+
+// Keys implements store.Ledger, in pubkey order, WithPageSize rows per
+// statement.
+func (l *Ledger) Keys(ctx context.Context) iter.Seq2[*store.KeyState, error] {
+	return func(yield func(*store.KeyState, error) bool) {
+		last := ""
+		for {
+			page, err := l.keyPage(ctx, last)
+			if err != nil {
+				yield(nil, err)
+				return
+			}
+			for _, ks := range page {
+				if !yield(ks, nil) {
+					return
+				}
+			}
+			if len(page) < l.pageSize {
+				return
+			}
+			last = page[len(page)-1].Pubkey
+		}
+	}
+}
+
+func (l *Ledger) keyPage(ctx context.Context, last string) ([]*store.KeyState, error) {
+	rows, err := l.db.QueryContext(ctx, `SELECT `+keyColumns+` FROM keys WHERE pubkey > ? ORDER BY pubkey LIMIT ?`, last, l.pageSize)
+	if err != nil {
+		return nil, l.wrap("keys", err)
+	}
+	defer rows.Close()
+	var page []*store.KeyState
+	for rows.Next() {
+		ks, err := scanKey(rows)
+		if err != nil {
+			return nil, err
+		}
+		page = append(page, ks)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, l.wrap("keys", err)
+	}
+	return page, nil
+}
+
+// Pin implements store.Ledger: insert if absent, then read, in one
+// transaction.
+func (l *Ledger) Pin(ctx context.Context, name, value string) (string, error) {
+	if err := store.ValidatePin(name, value); err != nil {
+		return "", err
+	}
+	tx, err := l.db.BeginTx(ctx, nil)
+	if err != nil {
+		return "", l.wrap("pin", err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `INSERT INTO pins (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING`, name, value); err != nil {
+		return "", l.wrap("pin", err)
+	}
+	var got string
+	if err := tx.QueryRowContext(ctx, `SELECT value FROM pins WHERE name = ?`, name).Scan(&got); err != nil {
+		return "", l.wrap("pin", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return "", l.wrap("pin", err)
+	}
+	return got, nil
+}
