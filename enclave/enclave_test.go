@@ -30,6 +30,7 @@ import (
 	"github.com/ethkeygen/ethkeygen/envelope"
 	"github.com/ethkeygen/ethkeygen/envelope/envelopetest"
 	"github.com/ethkeygen/ethkeygen/keygen/keystore"
+	"github.com/ethkeygen/ethkeygen/provenance"
 	"github.com/ethkeygen/ethkeygen/store"
 	"github.com/ethkeygen/ethkeygen/store/sqlitestore"
 	"github.com/ethkeygen/ethkeygen/web3signer"
@@ -100,6 +101,10 @@ type world struct {
 	parLog   *syncBuffer
 	encLog   *syncBuffer
 	gotCreds enclave.Credentials
+	ledger   store.Ledger
+	verifier provenance.Verifier
+	cust     *custody.Custodian
+	signer   string // the enclave's name in the ledger
 }
 
 // newWorld generates validators with the pipeline into an embedded store,
@@ -115,7 +120,24 @@ func newWorld(t *testing.T) *world {
 	w.st = st
 	arn := w.kms.CreateKey()
 	w.rkms = envelopetest.NewRecipientKMS(w.kms, envelopetest.RecipientPolicy{Roots: w.nsm.Roots(), ImageSha384: w.nsm.ImageSha384()})
-	gen, err := custody.NewGenerator(st, envelope.NewKMSSealer(w.kms, arn), custody.WithInsecureKDFCost(t, 16))
+	keys := t.TempDir()
+	signer, _, err := provenance.LoadOrCreateLocalSigner(keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w.verifier, err = provenance.LoadLocalVerifier(keys); err != nil {
+		t.Fatal(err)
+	}
+	ledger, err := sqlitestore.OpenLedger(context.Background(), filepath.Join(t.TempDir(), "store.db.ledger"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ledger.Close() })
+	w.ledger, w.signer = ledger, "enclave:test:16"
+	if w.cust, err = custody.NewCustodian(st, ledger, w.verifier); err != nil {
+		t.Fatal(err)
+	}
+	gen, err := custody.NewGenerator(st, envelope.NewKMSSealer(w.kms, arn), signer, custody.WithInsecureKDFCost(t, 16))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,6 +152,10 @@ func newWorld(t *testing.T) *world {
 		for _, v := range res.Validators {
 			w.pubkeys = append(w.pubkeys, v.Pubkey)
 		}
+		// Only keys whose deposits were handed out are loaded.
+		if _, err := w.cust.Export(context.Background(), custody.ExportRequest{RequestID: req.ID, BLSWithdrawal: true}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	w.dir = t.TempDir() // stands for the enclave's tmpfs
 	w.keyDir = filepath.Join(w.dir, "keys")
@@ -139,7 +165,7 @@ func newWorld(t *testing.T) *world {
 
 func (w *world) config() enclave.Config {
 	return enclave.Config{
-		KeyDir: w.keyDir, InterchangeFile: w.ichange, Logger: debugLogger(w.encLog),
+		KeyDir: w.keyDir, InterchangeFile: w.ichange, Logger: debugLogger(w.encLog), Verifier: w.verifier,
 		NewOpener: func(ctx context.Context, region string, creds enclave.Credentials) (envelope.Opener, error) {
 			w.gotCreds = creds
 			return envelope.NewNitroKMSOpener(w.rkms, w.nsm), nil
@@ -157,9 +183,11 @@ func (w *world) load(pubkeys []string, takeover bool) (*enclave.Result, error, e
 		defer close(done)
 		serveErr = enclave.Serve(context.Background(), ec, w.config())
 	}()
-	res, err := parent.Load(context.Background(), pc, w.st, parent.Request{
+	res, err := parent.Load(context.Background(), pc, w.cust, parent.Request{
 		Region: "eu-west-1", Credentials: testCreds, GenesisValidatorsRoot: hoodiRoot, Takeover: takeover, Pubkeys: pubkeys,
+		Signer: w.signer,
 	}, debugLogger(w.parLog))
+	pc.Close() // a refused claim sends nothing: the enclave sees the parent hang up
 	<-done
 	return res, err, serveErr
 }
@@ -243,7 +271,7 @@ func (w *world) verifyKeyDir() map[string]bool {
 func (w *world) secrets() []string {
 	t := w.t
 	t.Helper()
-	op := custody.NewOpener(w.st, envelope.NewKMSOpener(w.kms))
+	op := custody.NewOpener(w.st, envelope.NewKMSOpener(w.kms), w.verifier)
 	out := []string{testCreds.SecretAccessKey, testCreds.SessionToken}
 	for _, pk := range w.pubkeys {
 		s, _, err := op.Open(context.Background(), pk)
@@ -332,38 +360,40 @@ func TestEndToEnd(t *testing.T) {
 		t.Fatalf("interchange %s", b)
 	}
 	w.assertLogsClean()
-	// The loaded keys are marked deposited: loading them again (another
-	// signer) is refused unless it is a takeover.
+	// The loaded keys are live on this enclave in the ledger: loading them
+	// on another signer is refused unless it is a takeover.
 	for _, pk := range w.pubkeys {
-		rec, err := w.st.Get(context.Background(), pk)
-		if err != nil || rec.Status != store.StatusDeposited {
-			t.Fatalf("%s: status %v, %v", pk, rec.Status, err)
+		_, ks, err := w.cust.Get(context.Background(), pk)
+		if err != nil || ks.State != store.StatusDeposited || ks.Signer != w.signer {
+			t.Fatalf("%s: state %+v, %v", pk, ks, err)
 		}
 	}
 	os.RemoveAll(w.keyDir)
 	os.Remove(w.ichange)
-	if _, err, _ := w.load(w.pubkeys, false); !errors.Is(err, enclave.ErrRefused) {
-		t.Fatalf("second load without takeover: %v", err)
+	w.signer = "enclave:other:17"
+	if _, err, _ := w.load(w.pubkeys, false); !errors.Is(err, custody.ErrClaimed) {
+		t.Fatalf("load on another enclave without takeover: %v", err)
 	}
+	w.assertNothingLoaded()
 }
 
 func TestStatusRefusals(t *testing.T) {
 	w := newWorld(t)
 	ctx := context.Background()
-	if err := w.st.SetStatus(ctx, w.pubkeys[0], store.StatusGenerated, store.StatusDeposited); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.st.SetStatus(ctx, w.pubkeys[1], store.StatusGenerated, store.StatusExported); err != nil {
+	// Key 0 is live on another signer; key 1 is exported only.
+	if _, err := w.cust.ClaimForSigner(ctx, custody.LoadRequest{Signer: "web3signer-dir:elsewhere", Pubkeys: w.pubkeys[:1]}); err != nil {
 		t.Fatal(err)
 	}
 
 	t.Run("deposited without takeover", func(t *testing.T) {
-		res, err, serveErr := w.load(w.pubkeys[:3], false)
-		if !errors.Is(err, enclave.ErrRefused) || !errors.Is(serveErr, enclave.ErrRefused) {
-			t.Fatalf("parent %v, enclave %v", err, serveErr)
+		_, err, _ := w.load(w.pubkeys[:3], false)
+		if !errors.Is(err, custody.ErrClaimed) {
+			t.Fatalf("parent %v", err)
 		}
-		if res.Keys[0].Status != enclave.KeyRefused || res.Keys[1].Status != enclave.KeySkipped {
-			t.Fatalf("result %+v", res)
+		for _, pk := range w.pubkeys[1:3] {
+			if _, ks, _ := w.cust.Get(ctx, pk); ks.State != store.StatusExported {
+				t.Fatalf("a refused load left %s %s", pk[:8], ks.State)
+			}
 		}
 		if w.kms.Calls(envelopetest.OpDecrypt) != 0 {
 			t.Fatal("a refused load still called KMS")
@@ -390,13 +420,13 @@ func TestStatusRefusals(t *testing.T) {
 		os.Remove(w.ichange)
 	})
 	t.Run("retired, even with takeover", func(t *testing.T) {
-		// The takeover above marked it deposited.
-		if err := w.st.SetStatus(ctx, w.pubkeys[2], store.StatusDeposited, store.StatusRetired); err != nil {
+		if _, err := w.cust.Retire(ctx, w.pubkeys[2], "test"); err != nil {
 			t.Fatal(err)
 		}
-		res, err, _ := w.load(w.pubkeys[2:4], true)
-		if !errors.Is(err, enclave.ErrRefused) || res.Keys[0].Status != enclave.KeyRefused {
-			t.Fatalf("got %v %+v", err, res)
+		w.signer = "enclave:third:18"
+		_, err, _ := w.load(w.pubkeys[2:4], true)
+		if !errors.Is(err, custody.ErrState) {
+			t.Fatalf("got %v", err)
 		}
 		w.assertNothingLoaded()
 	})
@@ -459,8 +489,8 @@ func TestTransportFaults(t *testing.T) {
 			serveErr = enclave.Serve(context.Background(), ec, cfg)
 			ec.Close()
 		}()
-		res, err := parent.Load(context.Background(), pc, w.st, parent.Request{
-			Region: "eu-west-1", Credentials: testCreds, GenesisValidatorsRoot: hoodiRoot, Pubkeys: w.pubkeys,
+		res, err := parent.Load(context.Background(), pc, w.cust, parent.Request{
+			Region: "eu-west-1", Credentials: testCreds, GenesisValidatorsRoot: hoodiRoot, Pubkeys: w.pubkeys, Signer: w.signer,
 		}, debugLogger(w.parLog))
 		<-done
 		if !errors.Is(serveErr, enclave.ErrTooLarge) {
@@ -513,8 +543,8 @@ func TestTransportFaults(t *testing.T) {
 		defer pc.Close()
 		done := make(chan error, 1)
 		go func() { done <- enclave.Serve(context.Background(), ec, w.config()) }()
-		res, err := parent.Load(context.Background(), pc, w.st, parent.Request{
-			Region: "eu-west-1", Credentials: testCreds, GenesisValidatorsRoot: hoodiRoot, Pubkeys: w.pubkeys[:1],
+		res, err := parent.Load(context.Background(), pc, w.cust, parent.Request{
+			Region: "eu-west-1", Credentials: testCreds, GenesisValidatorsRoot: hoodiRoot, Pubkeys: w.pubkeys[:1], Signer: w.signer,
 		}, nil)
 		if err != nil || !res.OK || <-done != nil {
 			t.Fatalf("got %v %+v", err, res)

@@ -27,7 +27,7 @@ type KeyState struct {
 // deposited, exit-signed or retired.
 func LedgerState(s Status) bool {
 	switch s {
-	case StatusExported, StatusDeposited, StatusExitSigned, StatusRetired:
+	case StatusExported, StatusDeposited, StatusExitSigned, StatusRetired, StatusImported:
 		return true
 	}
 	return false
@@ -72,6 +72,11 @@ type Export struct {
 	Members               []string // set by SealExport, file order
 	By                    string
 }
+
+// BLSTarget is the WithdrawalCredentials of an export whose operator stated
+// BLS (0x00) withdrawal credentials: each validator has its own, derived
+// from its withdrawal key, so the target is the 0x00 prefix.
+const BLSTarget = "00"
 
 // MaxExportIDLen is the longest export id the ledger accepts.
 const MaxExportIDLen = 128
@@ -139,7 +144,7 @@ func (e *Export) Validate() error {
 		return fmt.Errorf("%w: export %s: zero CreatedAt", ErrInvalid, e.ID)
 	case e.Network == "":
 		return fmt.Errorf("%w: export %s: empty network", ErrInvalid, e.ID)
-	case !validHex(e.WithdrawalCredentials, 64):
+	case e.WithdrawalCredentials != BLSTarget && !validHex(e.WithdrawalCredentials, 64):
 		return fmt.Errorf("%w: export %s: withdrawal credentials %q are not 64 lowercase hex characters", ErrInvalid, e.ID, e.WithdrawalCredentials)
 	case e.Claims < 0:
 		return fmt.Errorf("%w: export %s: negative claims %d", ErrInvalid, e.ID, e.Claims)

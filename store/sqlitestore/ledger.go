@@ -25,7 +25,7 @@ const ledgerSchemaV1 = `
 CREATE TABLE keys (
 	pubkey      TEXT    NOT NULL PRIMARY KEY,
 	export_id   TEXT    NOT NULL,
-	state       TEXT    NOT NULL CHECK (state IN ('exported', 'deposited', 'exit-signed', 'retired')),
+	state       TEXT    NOT NULL CHECK (state IN ('exported', 'deposited', 'exit-signed', 'retired', 'imported')),
 	signer      TEXT    NOT NULL,
 	version     INTEGER NOT NULL CHECK (version >= 1),
 	updated_at  TEXT    NOT NULL,
