@@ -236,7 +236,7 @@ type ExportRequest struct {
 type ExportResult struct {
 	Export   *store.Export
 	Deposits []*depositdata.Deposit // the file's entries, in file order
-	FileName string                 // deposit_data-<unix>.json, from the export's creation time
+	FileName string                 // ExportFileName of the export
 	File     []byte                 // the Launchpad file; nil when the export holds no deposit
 	Resumed  bool                   // the export existed before this call
 	Summary  []TargetSummary        // deposits per credentials and amount
@@ -256,7 +256,7 @@ func (r *ExportRequest) target() (string, error) {
 	case r.BLSWithdrawal && r.Withdrawal.Address != nil:
 		return "", fmt.Errorf("%w: give a withdrawal address or BLS withdrawal credentials, not both", ErrRequest)
 	case r.BLSWithdrawal:
-		return "00", nil
+		return store.BLSTarget, nil
 	case r.Withdrawal.Address != nil:
 		cr := depositdata.ExecutionCredentials(*r.Withdrawal.Address, r.Withdrawal.Compounding)
 		return hex.EncodeToString(cr[:]), nil
@@ -265,7 +265,7 @@ func (r *ExportRequest) target() (string, error) {
 }
 
 func matchesTarget(creds, target string) bool {
-	if target == "00" {
+	if target == store.BLSTarget {
 		return strings.HasPrefix(creds, "00")
 	}
 	return creds == target
@@ -523,7 +523,7 @@ func (c *Custodian) build(ctx context.Context, e *store.Export) (*ExportResult, 
 			return nil, fmt.Errorf("custody: export %s: the store is not the one this run opened: %w", e.ID, err)
 		}
 	}
-	res := &ExportResult{Export: e, FileName: depositdata.FileName(e.CreatedAt.Unix())}
+	res := &ExportResult{Export: e, FileName: ExportFileName(e)}
 	sums := map[[2]string]*TargetSummary{}
 	for _, pk := range e.Members {
 		rec, err := c.records.Get(ctx, pk)
@@ -538,9 +538,13 @@ func (c *Custodian) build(ctx context.Context, e *store.Export) (*ExportResult, 
 			return nil, fmt.Errorf("%w: 0x%s pays 0x%s on %s, not what export %s states", ErrTarget, pk, rec.WithdrawalCredentials, rec.Network, e.ID)
 		}
 		res.Deposits = append(res.Deposits, v.Deposit)
-		k := [2]string{v.Deposit.WithdrawalCredentials, fmt.Sprint(v.Deposit.Amount)}
+		creds := v.Deposit.WithdrawalCredentials
+		if e.WithdrawalCredentials == store.BLSTarget {
+			creds = store.BLSTarget // each its own 0x00 credentials: one line for all
+		}
+		k := [2]string{creds, fmt.Sprint(v.Deposit.Amount)}
 		if sums[k] == nil {
-			sums[k] = &TargetSummary{WithdrawalCredentials: v.Deposit.WithdrawalCredentials, AmountGwei: v.Deposit.Amount}
+			sums[k] = &TargetSummary{WithdrawalCredentials: creds, AmountGwei: v.Deposit.Amount}
 		}
 		sums[k].Count++
 	}
@@ -556,6 +560,14 @@ func (c *Custodian) build(ctx context.Context, e *store.Export) (*ExportResult, 
 		res.File = b
 	}
 	return res, nil
+}
+
+// ExportFileName is the name of an export's Launchpad file:
+// deposit_data-<unix>-<export id>.json, staking-deposit-cli's name with the
+// export's creation time and its id, so two exports never share a name and
+// the same export always has the same one.
+func ExportFileName(e *store.Export) string {
+	return fmt.Sprintf("deposit_data-%d-%s.json", e.CreatedAt.Unix(), e.ID)
 }
 
 // Exports yields every export.

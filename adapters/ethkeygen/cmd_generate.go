@@ -215,7 +215,7 @@ func runExportDeposits(ctx context.Context, e *env, args []string) error {
 	fs := newFlags(e, "export-deposits", "(--request-id ID | --pubkey HEX... | --all | --export-id ID) --withdrawal-address 0x.. [--out DIR]",
 		"Hands out deposits through an export: claims the selected validators for the export in the ledger (each\n"+
 			"validator belongs to at most one export, whatever runs at the same time), freezes it, then writes its\n"+
-			"Launchpad file deposit_data-<unix>.json, a pure function of the export. Re-running it, or naming an\n"+
+			"Launchpad file deposit_data-<unix>-<export id>.json, a pure function of the export. Re-running it, or naming an\n"+
 			"earlier export with --export-id, writes the same bytes again and never a new entry. Every deposit must be\n"+
 			"signed by this store's generator and pay the withdrawal target you state: --withdrawal-address (0x01, or\n"+
 			"0x02 with --compounding) or --bls-withdrawal; any other record is refused, naming its pubkey.")
@@ -331,13 +331,13 @@ func runList(ctx context.Context, e *env, args []string) error {
 			if *asJSON {
 				if err := enc.Encode(map[string]any{"export_id": x.ID, "network": x.Network, "state": state,
 					"deposits": len(x.Members), "candidates": len(x.Candidates), "withdrawal_credentials": x.WithdrawalCredentials,
-					"deposit_data": depositdata.FileName(x.CreatedAt.Unix()), "created_at": x.CreatedAt, "by": x.By}); err != nil {
+					"deposit_data": custody.ExportFileName(x), "created_at": x.CreatedAt, "by": x.By}); err != nil {
 					return err
 				}
 				continue
 			}
 			fmt.Fprintf(e.stdout, "%s\t%s\t%s\t%d deposits\t%s\t%s\n", x.ID, state, x.Network, len(x.Members),
-				depositdata.FileName(x.CreatedAt.Unix()), x.CreatedAt.Format(time.RFC3339))
+				custody.ExportFileName(x), x.CreatedAt.Format(time.RFC3339))
 		}
 		return nil
 	}

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"filippo.io/age"
 	e2types "github.com/wealdtech/go-eth2-types/v2"
 	keystorev4 "github.com/wealdtech/go-eth2-wallet-encryptor-keystorev4"
 )
@@ -101,7 +102,7 @@ func TestDecryptToWeb3Signer(t *testing.T) {
 		t.Fatalf("deposited after decrypt: %s", r.stdout)
 	}
 	r = runCLI(t, "decrypt", "--pubkey", pubkeys[1], "--db", db, "--web3signer-dir", filepath.Join(dir, "second"))
-	if r.code == 0 || !strings.Contains(r.stderr, "deposited") {
+	if r.code == 0 || !strings.Contains(r.stderr, "is live on") {
 		t.Fatalf("second signer: %+v", r)
 	}
 	if r := runCLI(t, "decrypt", "--all", "--db", db, "--web3signer-dir", filepath.Join(dir, "second")); r.code == 0 {
@@ -119,21 +120,41 @@ func TestDecryptToWeb3Signer(t *testing.T) {
 	}
 	checkWeb3SignerDir(t, one, pubkeys[3:])
 	// The wrong identity opens nothing and writes nothing.
-	other := filepath.Join(dir, "other-home")
-	t.Setenv("ETHKEYGEN_HOME", other)
+	otherID := otherIdentity(t, dir)
+	bad := filepath.Join(dir, "bad")
+	r = runCLI(t, "decrypt", "--all", "--takeover", "--db", db, "--web3signer-dir", bad, "--identity-file", otherID)
+	if r.code == 0 || !(strings.Contains(r.stderr, "authentication failed") || strings.Contains(r.stderr, "recipient")) {
+		t.Fatalf("wrong identity: %+v", r)
+	}
+	// Another generator's key (a replaced generator.pub, another home)
+	// opens nothing either: the store's records are not its.
+	t.Setenv("ETHKEYGEN_HOME", filepath.Join(dir, "other-home"))
 	if r := runCLI(t, "generate", "--count", "1", "--chain", "hoodi", "--db", filepath.Join(dir, "other.db"), "--out", dir, "--secret-format", "raw"); r.code != 0 {
 		t.Fatal(r.stderr)
 	}
-	bad := filepath.Join(dir, "bad")
 	r = runCLI(t, "decrypt", "--all", "--takeover", "--db", db, "--web3signer-dir", bad)
-	if r.code == 0 || !strings.Contains(r.stderr, "authentication failed") {
-		t.Fatalf("wrong identity: %+v", r)
+	if r.code == 0 || !strings.Contains(r.stderr, "not the key this store was first used with") {
+		t.Fatalf("another generator key: %+v", r)
 	}
 	if _, err := os.Stat(bad); err == nil {
 		if entries, _ := os.ReadDir(bad); len(entries) != 0 {
 			t.Fatal("a failed decrypt left files")
 		}
 	}
+}
+
+// otherIdentity makes a second age identity file in dir.
+func otherIdentity(t *testing.T, dir string) string {
+	t.Helper()
+	id, err := age.GenerateX25519Identity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(dir, "other-identity.txt")
+	if err := os.WriteFile(p, []byte(id.String()+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
 
 // TestDecryptRaceOneSignerWins: two loaders racing for the same key: one
@@ -181,10 +202,7 @@ func TestDecryptFailureReleasesClaim(t *testing.T) {
 	db := filepath.Join(dir, "ethkeygen.db")
 	out := generateJSON(t, "--count", "1", "--chain", "hoodi", "--db", db, "--out", dir, "--secret-format", "raw", "--request-id", "rel")
 	pk := out.Validators[0].Pubkey
-	other := filepath.Join(dir, "other")
-	t.Setenv("ETHKEYGEN_HOME", other)
-	generateJSON(t, "--count", "1", "--chain", "hoodi", "--db", filepath.Join(dir, "o.db"), "--out", dir, "--secret-format", "raw")
-	if r := runCLI(t, "decrypt", "--pubkey", pk, "--db", db, "--web3signer-dir", filepath.Join(dir, "bad")); r.code == 0 {
+	if r := runCLI(t, "decrypt", "--pubkey", pk, "--db", db, "--web3signer-dir", filepath.Join(dir, "bad"), "--identity-file", otherIdentity(t, dir)); r.code == 0 {
 		t.Fatal("wrong identity opened the key")
 	}
 	r := runCLI(t, "list", "--db", db, "--json")

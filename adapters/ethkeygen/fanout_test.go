@@ -31,6 +31,7 @@ type foFunction struct {
 	h      *handler.Handler
 	store  *sqlitestore.Store
 	dbPath string
+	keyDir string
 
 	mu           sync.Mutex
 	broken       map[string]bool
@@ -42,7 +43,7 @@ func newFoFunction(t *testing.T) *foFunction {
 	t.Helper()
 	e := custodytest.NewEmbedded(t)
 	st, gen := e.Store, e.Generator
-	return &foFunction{h: &handler.Handler{Generator: gen, AllowedChains: []string{"hoodi"}, MaxCount: 10}, store: st, dbPath: e.DBPath,
+	return &foFunction{h: &handler.Handler{Generator: gen, AllowedChains: []string{"hoodi"}, MaxCount: 10}, store: st, dbPath: e.DBPath, keyDir: e.KeyDir,
 		broken: map[string]bool{}, throttleOnce: map[string]bool{}}
 }
 
@@ -106,7 +107,7 @@ func TestGenerateLambdaFanOut(t *testing.T) {
 	f.throttleOnce["cli-run/b00001"] = true
 	r := runCLI(t, "generate", "--lambda", "ethkeygen", "--count", "23", "--batch-size", "5", "--concurrency", "3",
 		"--chain", "hoodi", "--withdrawal-address", testAddress, "--compounding", "--amount-gwei", "64000000000",
-		"--secret-format", "raw", "--request-id", "cli-run", "--out", out, "--json")
+		"--secret-format", "raw", "--request-id", "cli-run", "--out", out, "--json", "--db", f.dbPath, "--key-dir", f.keyDir)
 	if r.code != 0 {
 		t.Fatalf("exit %d: %s", r.code, r.stderr)
 	}
@@ -152,7 +153,7 @@ func TestGenerateLambdaFailsThenResumes(t *testing.T) {
 	out := t.TempDir()
 	f.broken["resume/b00002"] = true
 	args := []string{"generate-lambda", "--lambda", "ethkeygen", "--count", "12", "--batch-size", "3", "--concurrency", "2",
-		"--retries", "1", "--chain", "hoodi", "--secret-format", "raw", "--request-id", "resume", "--out", out}
+		"--retries", "1", "--chain", "hoodi", "--secret-format", "raw", "--request-id", "resume", "--out", out, "--db", f.dbPath, "--key-dir", f.keyDir}
 	r := runCLI(t, args...)
 	if r.code != 1 || !strings.Contains(r.stderr, "resume/b00002") || !strings.Contains(r.stderr, "--request-id resume") {
 		t.Fatalf("exit %d: %s", r.code, r.stderr)
@@ -201,7 +202,7 @@ func TestGenerateLambdaBadInput(t *testing.T) {
 		{[]string{"--lambda", "f", "--count", "3", "--chain", "mainnet"}, 1, "not allowed"},
 		{[]string{"--lambda", "f", "--count", "11", "--batch-size", "11", "--chain", "hoodi", "--secret-format", "raw"}, 1, "count 11"},
 	} {
-		r := runCLI(t, append(append([]string{"generate-lambda"}, c.args...), "--out", out)...)
+		r := runCLI(t, append(append([]string{"generate-lambda"}, c.args...), "--out", out, "--db", f.dbPath, "--key-dir", f.keyDir)...)
 		if r.code != c.code || !strings.Contains(r.stderr, c.want) {
 			t.Errorf("%v: exit %d, stderr %q; want %d naming %q", c.args, r.code, r.stderr, c.code, c.want)
 		}
@@ -211,24 +212,36 @@ func TestGenerateLambdaBadInput(t *testing.T) {
 	}
 }
 
-// TestGenerateLambdaMarksExported: given the function's store, the fan-out
-// marks what it wrote exported, and a repeat of the run hands out no
-// deposit again.
+// TestGenerateLambdaMarksExported: the fan-out hands the run's deposits
+// out through its export in the function's store, and a repeat of the run
+// re-writes that export instead of handing any deposit out again.
 func TestGenerateLambdaMarksExported(t *testing.T) {
 	f := newFoFunction(t)
 	withInvoker(t, f)
 	out := t.TempDir()
 	args := []string{"generate", "--lambda", "ethkeygen", "--count", "6", "--batch-size", "4", "--chain", "hoodi",
-		"--secret-format", "raw", "--request-id", "mark-run", "--out", out, "--db", f.dbPath, "--json"}
+		"--secret-format", "raw", "--request-id", "mark-run", "--out", out, "--db", f.dbPath, "--key-dir", f.keyDir, "--json"}
 	r := runCLI(t, args...)
 	if r.code != 0 {
 		t.Fatal(r.stderr)
 	}
-	if l := runCLI(t, "list", "--db", f.dbPath, "--status", "exported", "--json"); strings.Count(l.stdout, "\n") != 6 {
+	if l := runCLI(t, "list", "--db", f.dbPath, "--key-dir", f.keyDir, "--status", "exported", "--json"); strings.Count(l.stdout, "\n") != 6 {
 		t.Fatalf("exported after the run: %q", l.stdout)
 	}
+	files := depositFiles(t, out)
+	first, _ := os.ReadFile(files[0])
+	// A repeat of the run re-writes its export: the same file, the same bytes.
 	r = runCLI(t, args...)
-	if r.code != 0 || !strings.Contains(r.stdout, `"deposit_data":""`) || len(depositFiles(t, out)) != 1 {
+	if r.code != 0 || len(depositFiles(t, out)) != 1 {
 		t.Fatalf("repeat: %+v, files %v", r, depositFiles(t, out))
+	}
+	if again, _ := os.ReadFile(files[0]); string(again) != string(first) {
+		t.Fatal("the repeat changed the run's deposit file")
+	}
+	// Without the store, nothing can be handed out: refused before any invocation.
+	calls := f.calls
+	noStore := []string{"generate", "--lambda", "ethkeygen", "--count", "2", "--chain", "hoodi", "--request-id", "x", "--out", out}
+	if r := runCLI(t, noStore...); r.code != 2 || !strings.Contains(r.stderr, "--dynamodb-table") || f.calls != calls {
+		t.Fatalf("without a store: %+v", r)
 	}
 }

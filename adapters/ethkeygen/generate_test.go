@@ -61,9 +61,16 @@ func TestGenerateEmbedded(t *testing.T) {
 	if again.Created != 0 || again.Validators[2].Pubkey != first.Validators[2].Pubkey {
 		t.Fatalf("repeat: %+v", again)
 	}
-	// The repeat hands out no deposit again: they were all exported.
-	if again.DepositData != "" {
-		t.Fatalf("repeat wrote a second deposit file %s", again.DepositData)
+	// The repeat hands out no deposit again: it re-writes the request's
+	// export, the same file with the same bytes.
+	if again.DepositData != first.DepositData {
+		t.Fatalf("repeat wrote %s, the first run %s", again.DepositData, first.DepositData)
+	}
+	if b1, _ := os.ReadFile(again.DepositData); string(b1) != string(b) {
+		t.Fatal("the repeat changed the deposit file")
+	}
+	if files, _ := filepath.Glob(filepath.Join(dir, "deposit_data-*.json")); len(files) != 1 {
+		t.Fatalf("deposit files after a repeat: %v", files)
 	}
 	if r := runCLI(t, append([]string{"generate", "--count", "4", "--request-id", "run-1"}, common...)...); r.code == 0 || !strings.Contains(r.stderr, "different parameters") {
 		t.Fatalf("reused request id: %+v", r)
@@ -77,16 +84,30 @@ func TestGenerateEmbedded(t *testing.T) {
 			t.Fatal("list misses a validator")
 		}
 	}
-	// Nothing left to export; re-export the exported ones.
-	if r := runCLI(t, "export-deposits", "--db", db, "--out", filepath.Join(dir, "x.json")); r.code == 0 {
-		t.Fatal("exported nothing without failing")
+	// Nothing is left for a new export; the request's export re-writes the
+	// same bytes, by request id or by export id, anywhere.
+	if r := runCLI(t, "export-deposits", "--db", db, "--all", "--bls-withdrawal", "--out", filepath.Join(dir, "x")); r.code == 0 || !strings.Contains(r.stderr, "no deposit to hand out") {
+		t.Fatalf("a second export of exported deposits: %+v", r)
 	}
-	if r := runCLI(t, "export-deposits", "--db", db, "--status", "exported", "--out", filepath.Join(dir, "again.json")); r.code != 0 {
-		t.Fatal(r.stderr)
+	for _, sel := range [][]string{{"--request-id", "run-1"}, {"--export-id", "req-run-1"}} {
+		out := filepath.Join(dir, "again-"+sel[0][2:])
+		r := runCLI(t, append([]string{"export-deposits", "--db", db, "--bls-withdrawal", "--out", out}, sel...)...)
+		if r.code != 0 {
+			t.Fatal(r.stderr)
+		}
+		b2, _ := os.ReadFile(filepath.Join(out, filepath.Base(first.DepositData)))
+		if string(b2) != string(b) {
+			t.Fatalf("re-export %v: not the same file", sel)
+		}
 	}
-	b2, _ := os.ReadFile(filepath.Join(dir, "again.json"))
-	if _, errs := depositdata.VerifyFile(b2, &depositdata.Hoodi); len(errs) != 0 || len(b2) != len(b) {
-		t.Fatalf("re-export: %v", errs)
+	// Stating another withdrawal target is refused, naming a pubkey.
+	r = runCLI(t, "export-deposits", "--db", db, "--request-id", "run-1", "--withdrawal-address", "0x0f51bb10119727a7e5eA3538074fb341F56B09Ad", "--out", filepath.Join(dir, "y"))
+	if r.code != 1 || !strings.Contains(r.stderr, "withdrawal credentials") {
+		t.Fatalf("export stating another target: %+v", r)
+	}
+	r = runCLI(t, "list", "--db", db, "--exports")
+	if r.code != 0 || !strings.Contains(r.stdout, "req-run-1\tsealed\thoodi\t3 deposits") {
+		t.Fatalf("list --exports: %+v", r)
 	}
 }
 
@@ -137,7 +158,11 @@ func TestGenerateOnAWSStandIns(t *testing.T) {
 	t.Setenv("AWS_ACCESS_KEY_ID", "test")
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "test")
 	t.Setenv("AWS_REGION", "eu-west-1")
+	if err := dynamostore.CreateLedgerTable(context.Background(), dynamodb.NewFromConfig(testenv.AWSConfig(t, ddbEP)), table+"-ledger"); err != nil {
+		t.Fatal(err)
+	}
 	dir := t.TempDir()
+	t.Setenv("ETHKEYGEN_HOME", filepath.Join(dir, "home"))
 	args := []string{"--count", "3", "--chain", "hoodi", "--kms-key-id", keyARN, "--dynamodb-table", table,
 		"--out", dir, "--secret-format", "raw", "--request-id", "aws-1"}
 	first := generateJSON(t, args...)

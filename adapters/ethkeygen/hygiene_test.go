@@ -58,7 +58,10 @@ func TestNoSecretLeaks(t *testing.T) {
 	if !strings.Contains(transcript.String(), "level=DEBUG") {
 		t.Fatal("debug logging is not on: the scan would prove little")
 	}
-	r := runCLI(t, "export-deposits", "--db", db, "--status", "exported", "--out", filepath.Join(dir, "export.json"))
+	r := runCLI(t, "export-deposits", "--db", db, "--request-id", "hygiene-raw", "--bls-withdrawal", "--out", filepath.Join(dir, "export"))
+	if r.code != 0 {
+		t.Fatal(r.stderr)
+	}
 	record(r)
 	r = runCLI(t, "list", "--db", db, "--json")
 	record(r)
@@ -81,12 +84,16 @@ func TestNoSecretLeaks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	verifier, err := cfg.GeneratorVerifier(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
 	var secrets []string
 	for rec, err := range st.Query(context.Background(), store.Filter{}) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		s, err := custody.NewOpener(st, opener).OpenRecord(context.Background(), rec)
+		s, err := custody.NewOpener(st, opener, verifier).OpenRecord(context.Background(), rec)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -102,6 +109,12 @@ func TestNoSecretLeaks(t *testing.T) {
 			secrets = append(secrets, line)
 		}
 	}
+	// The generator's signing key never leaves its file either.
+	gk, err := os.ReadFile(filepath.Join(home, "generator.key"))
+	if err != nil || len(strings.TrimSpace(string(gk))) < 32 {
+		t.Fatalf("generator.key: %v", err)
+	}
+	secrets = append(secrets, strings.TrimSpace(string(gk)))
 	if len(secrets) < 6*5 {
 		t.Fatalf("only %d secret forms collected", len(secrets))
 	}
@@ -112,8 +125,8 @@ func TestNoSecretLeaks(t *testing.T) {
 			return err
 		}
 		switch {
-		case p == filepath.Join(home, "identity.txt"):
-			return nil // the decryption key itself, by design
+		case p == filepath.Join(home, "identity.txt"), p == filepath.Join(home, "generator.key"):
+			return nil // the decryption key and the generator's key themselves, by design
 		case filepath.Dir(p) == w3s && strings.HasSuffix(p, ".txt"):
 			return nil // Web3Signer password files, the output of decrypt by design
 		}

@@ -125,6 +125,10 @@ func writeExport(dir string, res *custody.ExportResult) (string, bool, error) {
 // printSummary tells the operator where the money of an export goes.
 func printSummary(e *env, res *custody.ExportResult) {
 	for _, s := range res.Summary {
-		fmt.Fprintf(e.stderr, "  %d deposit(s) of %s gwei to withdrawal credentials 0x%s\n", s.Count, fmt.Sprint(s.AmountGwei), s.WithdrawalCredentials)
+		to := "withdrawal credentials 0x" + s.WithdrawalCredentials
+		if s.WithdrawalCredentials == store.BLSTarget {
+			to = "BLS (0x00) withdrawal credentials, each its own"
+		}
+		fmt.Fprintf(e.stderr, "  %d deposit(s) of %d gwei to %s\n", s.Count, s.AmountGwei, to)
 	}
 }
