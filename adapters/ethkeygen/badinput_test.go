@@ -119,7 +119,13 @@ func TestBadInputPerCommand(t *testing.T) {
 	depRaw, _ := os.ReadFile(w.depositOK)
 	badSig := writeFile(t, d, "bad-signature.json", flipSignature(string(depRaw)))
 	notArray := writeFile(t, d, "object.json", `{"pubkey":"00"}`)
-	existing := writeFile(t, d, "existing-deposits.json", "do not replace me")
+	writeFile(t, d, "existing-deposits.json", "do not replace me")
+	// A directory holding another file under the name of the request's export.
+	existingDir := filepath.Join(d, "taken")
+	if err := os.MkdirAll(existingDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, existingDir, filepath.Base(w.depositOK), "do not replace me")
 	nonEmpty := filepath.Join(d, "w3s-nonempty")
 	if err := os.MkdirAll(nonEmpty, 0o700); err != nil {
 		t.Fatal(err)
@@ -154,11 +160,20 @@ func TestBadInputPerCommand(t *testing.T) {
 		{"existing-mnemonic/mnemonic as password", mnemonicArgs(w, "--keystore-password-file", emptyFile), "12"},
 
 		// export-deposits
-		{"export-deposits/existing file", []string{"export-deposits", "--db", w.db, "--status", "exported", "--out", existing}, "exists"},
-		{"export-deposits/no out", []string{"export-deposits", "--db", w.db}, "--out"},
-		{"export-deposits/bad status", []string{"export-deposits", "--db", w.db, "--status", "active", "--out", filepath.Join(d, "x.json")}, "--status"},
-		{"export-deposits/nothing to export", []string{"export-deposits", "--db", w.db, "--status", "retired", "--out", filepath.Join(d, "y.json")}, "no stored validators"},
-		{"export-deposits/store missing", []string{"export-deposits", "--db", filepath.Join(missing, "x.db"), "--out", filepath.Join(d, "z.json")}, "store"},
+		{"export-deposits/no selection", []string{"export-deposits", "--db", w.db, "--bls-withdrawal"}, "--request-id, --pubkey, --all or --export-id"},
+		{"export-deposits/two selections", []string{"export-deposits", "--db", w.db, "--all", "--request-id", "bad-input", "--bls-withdrawal"}, "one of"},
+		{"export-deposits/no target", []string{"export-deposits", "--db", w.db, "--all"}, "--withdrawal-address"},
+		{"export-deposits/both targets", []string{"export-deposits", "--db", w.db, "--all", "--bls-withdrawal", "--withdrawal-address", "0x0f51bb10119727a7e5eA3538074fb341F56B09Ad"}, "not both"},
+		{"export-deposits/other target", []string{"export-deposits", "--db", w.db, "--request-id", "bad-input", "--withdrawal-address", "0x0f51bb10119727a7e5eA3538074fb341F56B09Ad", "--out", filepath.Join(d, "t")}, "withdrawal credentials"},
+		{"export-deposits/nothing to export", []string{"export-deposits", "--db", w.db, "--all", "--bls-withdrawal", "--out", filepath.Join(d, "y")}, "no deposit to hand out"},
+		{"export-deposits/unknown export", []string{"export-deposits", "--db", w.db, "--export-id", "exp-nope", "--bls-withdrawal", "--out", filepath.Join(d, "u")}, "not found"},
+		{"export-deposits/existing other file", []string{"export-deposits", "--db", w.db, "--request-id", "bad-input", "--bls-withdrawal", "--out", existingDir}, "other content"},
+		{"export-deposits/store missing", []string{"export-deposits", "--db", filepath.Join(missing, "x.db"), "--all", "--bls-withdrawal", "--out", filepath.Join(d, "z")}, "store"},
+
+		// retire
+		{"retire/no pubkey", []string{"retire", "--db", w.db}, "--pubkey"},
+		{"retire/malformed pubkey", []string{"retire", "--db", w.db, "--pubkey", "0x12"}, "48 bytes"},
+		{"retire/unknown pubkey", []string{"retire", "--db", w.db, "--pubkey", unknownPK}, "not found"},
 
 		// list
 		{"list/bad status", []string{"list", "--db", w.db, "--status", "active"}, "--status"},

@@ -13,7 +13,6 @@ import (
 
 	"github.com/ethkeygen/ethkeygen/custody"
 	"github.com/ethkeygen/ethkeygen/fanout"
-	"github.com/ethkeygen/ethkeygen/internal/fsutil"
 )
 
 func init() {
@@ -91,8 +90,8 @@ func runFanout(ctx context.Context, e *env, args []string) error {
 	if *retries == 0 {
 		plan.Retries = -1
 	}
-	if err := fsutil.EnsurePrivateDir(*out); err != nil {
-		return fmt.Errorf("output directory: %w", err)
+	if err := checkOutDir(*out); err != nil {
+		return err
 	}
 	inv, err := newLambdaInvoker(ctx, bf.cfg.Region)
 	if err != nil {

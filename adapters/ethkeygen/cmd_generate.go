@@ -14,7 +14,6 @@ import (
 	"github.com/ethkeygen/ethkeygen/custody"
 	"github.com/ethkeygen/ethkeygen/depositdata"
 	"github.com/ethkeygen/ethkeygen/internal/backend"
-	"github.com/ethkeygen/ethkeygen/internal/fsutil"
 	"github.com/ethkeygen/ethkeygen/store"
 	"github.com/ethkeygen/ethkeygen/web3signer"
 )
@@ -107,8 +106,8 @@ func runGenerate(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := fsutil.EnsurePrivateDir(*out); err != nil {
-		return fmt.Errorf("output directory: %w", err)
+	if err := checkOutDir(*out); err != nil {
+		return err
 	}
 	bf.cfg.Notify = func(msg string) { fmt.Fprintln(e.stderr, msg) }
 	sealer, mnemonicSealer, err := bf.cfg.Sealers(ctx)
@@ -261,8 +260,8 @@ func runExportDeposits(ctx context.Context, e *env, args []string) error {
 	if err := tf.request(&req); err != nil {
 		return err
 	}
-	if err := fsutil.EnsurePrivateDir(*out); err != nil {
-		return fmt.Errorf("output directory: %w", err)
+	if err := checkOutDir(*out); err != nil {
+		return err
 	}
 	lc, err := openLifecycle(ctx, &bf, nil)
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"syscall"
 
 	"github.com/ethkeygen/ethkeygen/custody"
 	"github.com/ethkeygen/ethkeygen/depositdata"
@@ -116,6 +117,9 @@ func writeExport(dir string, res *custody.ExportResult) (string, bool, error) {
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return "", false, fmt.Errorf("reading %s: %w", path, err)
 	}
+	if err := fsutil.EnsurePrivateDir(dir); err != nil {
+		return "", false, fmt.Errorf("output directory: %w", err)
+	}
 	if err := fsutil.WriteFileAtomic(path, res.File, 0o644); err != nil {
 		return "", false, fmt.Errorf("writing deposit data: %w", err)
 	}
@@ -130,5 +134,31 @@ func printSummary(e *env, res *custody.ExportResult) {
 			to = "BLS (0x00) withdrawal credentials, each its own"
 		}
 		fmt.Fprintf(e.stderr, "  %d deposit(s) of %d gwei to %s\n", s.Count, s.AmountGwei, to)
+	}
+}
+
+// checkOutDir refuses an output directory that cannot be written, before
+// anything is claimed, and changes nothing: the directory is made only when
+// a file is written into it.
+func checkOutDir(dir string) error {
+	d := dir
+	for {
+		st, err := os.Stat(d)
+		switch {
+		case err == nil && !st.IsDir():
+			return fmt.Errorf("output directory: %s is not a directory", d)
+		case err == nil:
+			if err := syscall.Access(d, 0o3); err != nil { // W_OK|X_OK
+				return fmt.Errorf("output directory: cannot write to %s", d)
+			}
+			return nil
+		case !errors.Is(err, fs.ErrNotExist):
+			return fmt.Errorf("output directory: %w", err)
+		}
+		parent := filepath.Dir(d)
+		if parent == d {
+			return fmt.Errorf("output directory: %s cannot be made", dir)
+		}
+		d = parent
 	}
 }
