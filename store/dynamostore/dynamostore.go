@@ -446,15 +446,18 @@ func (s *Store) SetStatus(ctx context.Context, pubkey string, from, to store.Sta
 
 // wrap annotates err with the operation and table, and classifies it: see
 // the package documentation.
-func (s *Store) wrap(op string, err error) error {
+func (s *Store) wrap(op string, err error) error { return wrapErr(op, s.table, err) }
+
+// wrapErr is wrap for table.
+func wrapErr(op, table string, err error) error {
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Errorf("store: dynamodb %s on table %s: %w", op, s.table, err)
+		return fmt.Errorf("store: dynamodb %s on table %s: %w", op, table, err)
 	}
 	var ae smithy.APIError
 	if errors.As(err, &ae) && ae.ErrorCode() == "ValidationException" {
-		return fmt.Errorf("store: dynamodb %s on table %s: %w", op, s.table, err)
+		return fmt.Errorf("store: dynamodb %s on table %s: %w", op, table, err)
 	}
-	return fmt.Errorf("%w: dynamodb %s on table %s: %w", store.ErrUnavailable, op, s.table, err)
+	return fmt.Errorf("%w: dynamodb %s on table %s: %w", store.ErrUnavailable, op, table, err)
 }
 
 func encodeRecord(r *store.Record) map[string]types.AttributeValue {
@@ -532,6 +535,28 @@ func (d *decoder) n(name string) int {
 		d.fail(name, "is not an integer")
 	}
 	return i
+}
+
+func (d *decoder) n64(name string) int64 {
+	v, ok := d.item[name].(*types.AttributeValueMemberN)
+	if !ok {
+		d.fail(name, "missing or not a number")
+		return 0
+	}
+	i, err := strconv.ParseInt(v.Value, 10, 64)
+	if err != nil {
+		d.fail(name, "is not an integer")
+	}
+	return i
+}
+
+func (d *decoder) bool(name string) bool {
+	v, ok := d.item[name].(*types.AttributeValueMemberBOOL)
+	if !ok {
+		d.fail(name, "missing or not a boolean")
+		return false
+	}
+	return v.Value
 }
 
 func (d *decoder) b(name string, required bool) []byte {

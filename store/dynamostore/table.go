@@ -68,7 +68,40 @@ func CreateTable(ctx context.Context, client TableAPI, table string) error {
 	if table == "" {
 		return fmt.Errorf("%w: empty table name", store.ErrInvalid)
 	}
-	if _, err := client.CreateTable(ctx, CreateTableInput(table)); err != nil {
+	return createTable(ctx, client, CreateTableInput(table))
+}
+
+// LedgerCreateTableInput returns the definition of the ledger's table:
+// partition key pk (S), no sort key, no index, on-demand billing. Point-in-
+// time recovery is left to the deployment template (it is not part of
+// CreateTable). The deployment template in examples/ declares the same.
+func LedgerCreateTableInput(table string) *dynamodb.CreateTableInput {
+	return &dynamodb.CreateTableInput{
+		TableName:   aws.String(table),
+		BillingMode: types.BillingModePayPerRequest,
+		AttributeDefinitions: []types.AttributeDefinition{
+			{AttributeName: aws.String(AttrPK), AttributeType: types.ScalarAttributeTypeS},
+		},
+		KeySchema: []types.KeySchemaElement{
+			{AttributeName: aws.String(AttrPK), KeyType: types.KeyTypeHash},
+		},
+	}
+}
+
+// CreateLedgerTable creates the ledger's table (see LedgerCreateTableInput)
+// and waits until it is ACTIVE, or ctx ends. If the table already exists it
+// returns an error wrapping store.ErrExists. Tests use it; in production the
+// deployment template creates the table.
+func CreateLedgerTable(ctx context.Context, client TableAPI, table string) error {
+	if table == "" {
+		return fmt.Errorf("%w: empty table name", store.ErrInvalid)
+	}
+	return createTable(ctx, client, LedgerCreateTableInput(table))
+}
+
+func createTable(ctx context.Context, client TableAPI, in *dynamodb.CreateTableInput) error {
+	table := aws.ToString(in.TableName)
+	if _, err := client.CreateTable(ctx, in); err != nil {
 		var inUse *types.ResourceInUseException
 		if errors.As(err, &inUse) {
 			return fmt.Errorf("%w: table %s: %w", store.ErrExists, table, err)
