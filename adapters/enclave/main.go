@@ -23,6 +23,7 @@ import (
 
 func main() {
 	_ = hardening.DisableCoreDumps() // best effort: secrets stay out of core files
+	_ = hardening.DisableDumping()   // best effort: no core through a piped core_pattern, no ptrace or /proc/<pid>/mem by the same user
 	port := flag.Uint("port", 5005, "vsock port to accept the parent's requests on")
 	proxyPort := flag.Uint("kms-proxy-port", 8000, "vsock port of the parent's vsock-proxy to the KMS endpoint")
 	keyDir := flag.String("key-dir", "/run/web3signer/keys", "Web3Signer key directory (must be on a tmpfs)")

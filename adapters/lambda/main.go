@@ -48,6 +48,7 @@ const EnvSigningKeyID = "ETHKEYGEN_SIGNING_KEY_ID"
 
 func main() {
 	_ = hardening.DisableCoreDumps() // best effort: secrets stay out of core files
+	_ = hardening.DisableDumping()   // best effort: no core through a piped core_pattern, no ptrace or /proc/<pid>/mem by the same user
 	logger := slog.New(slog.NewJSONHandler(os.Stderr, nil))
 	h, err := setup(context.Background(), os.Getenv, logger)
 	if err != nil {

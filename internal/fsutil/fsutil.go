@@ -6,6 +6,7 @@ package fsutil
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 )
@@ -66,6 +67,9 @@ func syncDir(dir string) error {
 type ExistsError struct{ Path string }
 
 func (e *ExistsError) Error() string { return e.Path + " already exists" }
+
+// Unwrap makes errors.Is(err, fs.ErrExist) hold.
+func (e *ExistsError) Unwrap() error { return fs.ErrExist }
 
 // Batch tracks files written for one run.
 type Batch struct {

@@ -1,0 +1,5 @@
+//go:build !linux
+
+package hardening
+
+func disableDumping() error { return nil }
