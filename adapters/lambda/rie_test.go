@@ -454,7 +454,7 @@ func TestRIEBatchRetryAndNoSecrets(t *testing.T) {
 		spec2 := spec
 		spec2.RequestID = "run-1/b00001"
 		r3, body3 := f.generate(t, spec2)
-		checkResponse(t, r3, spec2, e.network)
+		checkResponse(t, e, r3, spec2, e.network)
 		assertPublicOnly(t, body3)
 		var second secrets
 		openAll(t, e, r3, &second)
@@ -482,7 +482,7 @@ func TestRIEBatchRetryAndNoSecrets(t *testing.T) {
 		start := time.Now()
 		r, body := f.generate(t, ks)
 		t.Logf("%d keystore validator in %v", ks.Count, time.Since(start))
-		checkResponse(t, r, ks, depositdata.Sepolia)
+		checkResponse(t, e, r, ks, depositdata.Sepolia)
 		assertPublicOnly(t, body)
 		openAll(t, e, r, &opened)
 		if len(opened.passwords) == 0 {
@@ -533,7 +533,7 @@ func TestRIEBadEvents(t *testing.T) {
 	// The function keeps serving, and nothing was stored for "r".
 	spec := custody.Spec{RequestID: "after-errors", Count: 2, Chain: "hoodi", SecretFormat: "raw"}
 	r, _ := f.generate(t, spec)
-	checkResponse(t, r, spec, e.network)
+	checkResponse(t, e, r, spec, e.network)
 	if n := countRecords(t, e, "r"); n != 0 {
 		t.Fatalf("refused events stored %d records", n)
 	}
@@ -566,7 +566,7 @@ func TestRIETimings(t *testing.T) {
 		start := time.Now()
 		r, _ := f.generate(t, c)
 		d := time.Since(start)
-		checkResponse(t, r, c, e.network)
+		checkResponse(t, e, r, c, e.network)
 		per := d / time.Duration(c.Count)
 		t.Logf("%s: %d validators in %v (%v per validator, %.2f scrypt runs)", c.RequestID, c.Count, d.Round(time.Millisecond),
 			per.Round(time.Millisecond), float64(per)/float64(kdf))

@@ -31,6 +31,7 @@ import (
 	"github.com/ethkeygen/ethkeygen/envelope"
 	"github.com/ethkeygen/ethkeygen/internal/backend"
 	"github.com/ethkeygen/ethkeygen/internal/testenv"
+	"github.com/ethkeygen/ethkeygen/provenance"
 	"github.com/ethkeygen/ethkeygen/store"
 	"github.com/ethkeygen/ethkeygen/store/dynamostore"
 	"github.com/ethkeygen/ethkeygen/store/sqlitestore"
@@ -192,11 +193,16 @@ func checkStore(t *testing.T, db string, want map[string]int) map[string]*store.
 		t.Fatal(err)
 	}
 	defer st.Close()
-	op, err := (&backend.Config{KeyDir: filepath.Join(filepath.Dir(db), "home")}).Opener(t.Context(), false, "")
+	cfg := &backend.Config{KeyDir: filepath.Join(filepath.Dir(db), "home")}
+	op, err := cfg.Opener(t.Context(), false, "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	return checkRecords(t, st, custody.NewOpener(st, op), want, true)
+	v, err := cfg.GeneratorVerifier(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return checkRecords(t, st, custody.NewOpener(st, op, v), want, true)
 }
 
 func checkRecords(t *testing.T, st store.Store, op *custody.Opener, want map[string]int, wholeStore bool) map[string]*store.Record {
@@ -321,6 +327,15 @@ func TestDynamoDBGenerate(t *testing.T) {
 	}
 	defer st.Close()
 	sealer := envelope.NewKMSSealer(kms.NewFromConfig(kmsCfg), keyARN)
+	keys := t.TempDir()
+	signer, _, err := provenance.LoadOrCreateLocalSigner(keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	verifier, err := provenance.LoadLocalVerifier(keys)
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	ids := []string{"shared", "shared", "shared", "own-0", "own-1", "own-2"}
 	req := func(id string) custody.Request {
@@ -328,7 +343,7 @@ func TestDynamoDBGenerate(t *testing.T) {
 	}
 	generate := func(id string) (*custody.Result, error) {
 		// One Generator per call, as separate processes or Lambdas have.
-		g, err := custody.NewGenerator(st, sealer)
+		g, err := custody.NewGenerator(st, sealer, signer)
 		if err != nil {
 			return nil, err
 		}
@@ -353,7 +368,7 @@ func TestDynamoDBGenerate(t *testing.T) {
 			}
 		}
 	}
-	recs := checkRecords(t, st, custody.NewOpener(st, envelope.NewKMSOpener(kms.NewFromConfig(kmsCfg))), want, true)
+	recs := checkRecords(t, st, custody.NewOpener(st, envelope.NewKMSOpener(kms.NewFromConfig(kmsCfg)), verifier), want, true)
 	created := map[string]int{}
 	for i, res := range results {
 		if res.RequestID != ids[i] || len(res.Validators) != count {

@@ -42,6 +42,7 @@ import (
 	"github.com/ethkeygen/ethkeygen/envelope"
 	"github.com/ethkeygen/ethkeygen/internal/backend"
 	"github.com/ethkeygen/ethkeygen/internal/testenv"
+	"github.com/ethkeygen/ethkeygen/provenance"
 	"github.com/ethkeygen/ethkeygen/store"
 	"github.com/ethkeygen/ethkeygen/store/dynamostore"
 	"github.com/ethkeygen/ethkeygen/store/sqlitestore"
@@ -94,8 +95,11 @@ func totalKills() (n int) {
 
 // harness is one backend under test.
 type harness struct {
-	env    []string // extra environment of the CLI
-	opener envelope.Opener
+	env      []string // extra environment of the CLI
+	opener   envelope.Opener
+	verifier provenance.Verifier
+	// ledger opens the lifecycle ledger of a trial's store (after the first kill).
+	ledger func(t *testing.T, dir string) store.Ledger
 	// trial prepares one trial in dir: the backend flags for generate,
 	// the store to inspect, and the check run right after each kill.
 	trial func(t *testing.T, dir string) (args []string, st store.Store, readable func(t *testing.T))
@@ -117,7 +121,22 @@ func TestCrashEmbedded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &harness{env: []string{"ETHKEYGEN_HOME=" + home}, opener: op}
+	if _, err := cfg.GeneratorSigner(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	v, err := cfg.GeneratorVerifier(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &harness{env: []string{"ETHKEYGEN_HOME=" + home}, opener: op, verifier: v,
+		ledger: func(t *testing.T, dir string) store.Ledger {
+			l, err := sqlitestore.OpenLedger(t.Context(), filepath.Join(dir, "ethkeygen.db.ledger"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { l.Close() })
+			return l
+		}}
 	h.trial = func(t *testing.T, dir string) ([]string, store.Store, func(*testing.T)) {
 		db := filepath.Join(dir, "ethkeygen.db")
 		st := &lazyStore{path: db}
@@ -165,6 +184,22 @@ func TestCrashAWS(t *testing.T) {
 	if err := dynamostore.CreateTable(t.Context(), ddb, table); err != nil {
 		t.Fatal(err)
 	}
+	if err := dynamostore.CreateLedgerTable(t.Context(), ddb, table+"-ledger"); err != nil {
+		t.Fatal(err)
+	}
+	ledger, err := dynamostore.NewLedger(ddb, table+"-ledger")
+	if err != nil {
+		t.Fatal(err)
+	}
+	home := filepath.Join(t.TempDir(), "home")
+	cfg := &backend.Config{KeyDir: home}
+	if _, err := cfg.GeneratorSigner(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	v, err := cfg.GeneratorVerifier(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
 	st, err := dynamostore.New(ddb, table)
 	if err != nil {
 		t.Fatal(err)
@@ -172,7 +207,8 @@ func TestCrashAWS(t *testing.T) {
 	defer st.Close()
 	args := []string{"--dynamodb-table", table, "--kms-key-id", keyARN, "--region", testenv.Region}
 	h := &harness{
-		env: []string{"AWS_ENDPOINT_URL_KMS=" + kmsEP, "AWS_ENDPOINT_URL_DYNAMODB=" + ddbEP,
+		verifier: v, ledger: func(*testing.T, string) store.Ledger { return ledger },
+		env: []string{"ETHKEYGEN_HOME=" + home, "AWS_ENDPOINT_URL_KMS=" + kmsEP, "AWS_ENDPOINT_URL_DYNAMODB=" + ddbEP,
 			"AWS_ACCESS_KEY_ID=AKIDETHKEYGENTEST", "AWS_SECRET_ACCESS_KEY=ethkeygen-test-secret",
 			"AWS_REGION=" + testenv.Region, "AWS_EC2_METADATA_DISABLED=true", "AWS_PROFILE=", "AWS_SESSION_TOKEN="},
 		opener: envelope.NewKMSOpener(kms.NewFromConfig(kmsCfg)),
@@ -208,7 +244,7 @@ func runTrials(t *testing.T, h *harness) {
 				backendArgs, st, readable := h.trial(t, dir)
 				reqID := fmt.Sprintf("crash-%d-%s", i, clitest.RandomHex(t, 4))
 				args := append([]string{"generate", "--json", "--count", fmt.Sprint(count), "--chain", "hoodi",
-					"--out", out, "--request-id", reqID, "--secret-format", "raw"}, backendArgs...)
+					"--out", out, "--request-id", reqID, "--secret-format", "raw", "--bls-withdrawal"}, backendArgs...)
 				for _, at := range tr.kills {
 					res := run(t, h.env, at, args)
 					if !res.killed {
@@ -226,7 +262,7 @@ func runTrials(t *testing.T, h *harness) {
 					t.Fatalf("re-run of %s: exit %d: %s", reqID, res.code, res.stderr)
 				}
 				readable(t)
-				checkComplete(t, st, custody.NewOpener(st, h.opener), reqID, out, res.stdout)
+				checkComplete(t, st, h.ledger(t, dir), custody.NewOpener(st, h.opener, h.verifier), reqID, out, res.stdout)
 			})
 		}()
 	}
@@ -312,7 +348,7 @@ func checkPartial(t *testing.T, st store.Store, reqID string) {
 	}
 }
 
-func checkComplete(t *testing.T, st store.Store, op *custody.Opener, reqID, out, stdout string) {
+func checkComplete(t *testing.T, st store.Store, ledger store.Ledger, op *custody.Opener, reqID, out, stdout string) {
 	t.Helper()
 	recs := records(t, st, reqID)
 	if len(recs) != count {
@@ -324,8 +360,8 @@ func checkComplete(t *testing.T, st store.Store, op *custody.Opener, reqID, out,
 			t.Fatalf("stored secret of %s does not open: %v", rec.Pubkey, err)
 		}
 		s.Destroy()
-		if rec.Status != store.StatusExported {
-			t.Errorf("record %s: status %s after the completed run, want exported", rec.Pubkey, rec.Status)
+		if ks, err := ledger.GetKey(t.Context(), rec.Pubkey); err != nil || ks.State != store.StatusExported || ks.ExportID != custody.RequestExportID(reqID) {
+			t.Errorf("record %s: state %+v (%v) after the completed run, want exported by the request's export", rec.Pubkey, ks, err)
 		}
 	}
 
