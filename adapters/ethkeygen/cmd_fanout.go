@@ -13,7 +13,6 @@ import (
 
 	"github.com/ethkeygen/ethkeygen/custody"
 	"github.com/ethkeygen/ethkeygen/fanout"
-	"github.com/ethkeygen/ethkeygen/internal/fsutil"
 	"github.com/ethkeygen/ethkeygen/store"
 )
 
@@ -77,32 +76,59 @@ func runFanout(ctx context.Context, e *env, args []string) error {
 	if dep.chain == "" && dep.forkVersion == "" {
 		return usagef("--chain or --fork-version is required")
 	}
-	if *requestID == "" {
+	if err := dep.check(e); err != nil {
+		return err
+	}
+	freshID := *requestID == ""
+	if freshID {
 		*requestID = uuid.NewString()
 	}
 	plan := fanout.Plan{
 		Function: *fn, Total: *count, BatchSize: *batchSize, Concurrency: *concurrency, Retries: *retries,
 		Spec: custody.Spec{RequestID: *requestID, Chain: dep.chain, ForkVersion: dep.forkVersion,
 			WithdrawalAddress: dep.address, AllowLowercaseAddress: dep.allowLowercase, Compounding: dep.compounding,
-			AmountGwei: dep.amount, SecretFormat: *format},
+			BLSWithdrawal: dep.blsWithdrawal, AmountGwei: dep.amount, SecretFormat: *format},
 	}
 	if *retries == 0 {
 		plan.Retries = -1
 	}
-	if err := fsutil.EnsurePrivateDir(*out); err != nil {
+	// The request is checked here, before any directory or invocation.
+	probe := plan.Spec
+	probe.Count = 1
+	if _, err := probe.Request(); errors.Is(err, custody.ErrWithdrawalChoice) {
+		return withdrawalChoice()
+	} else if err != nil {
+		return err
+	}
+	od, err := openOutDir(*out)
+	if err != nil {
 		return fmt.Errorf("output directory: %w", err)
 	}
+	path := ""
+	defer func() {
+		if path == "" {
+			od.discard()
+		}
+	}()
 	inv, err := newLambdaInvoker(ctx, bf.cfg.Region)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(e.stderr, "run id %s: %d validators in %d batches of up to %d, %d at a time (re-run with --request-id %s to resume)\n",
-		*requestID, *count, plan.Batches(), *batchSize, *concurrency, *requestID)
+	e.resumable(*requestID)
+	hint := ""
+	if freshID { // a new id clashes with no stored run: the resume hint holds
+		hint = fmt.Sprintf(" (re-run with --request-id %s to resume)", *requestID)
+	}
+	fmt.Fprintf(e.stderr, "run id %s: %d validators in %d batches of up to %d, %d at a time%s\n",
+		*requestID, *count, plan.Batches(), *batchSize, *concurrency, hint)
 	p := newProgress(e, "validators", *count)
 	plan.Progress = func(done, _ int) { p.update(done) }
 	res, err := fanout.Run(ctx, inv, plan)
 	p.finish()
 	if err != nil {
+		if errors.Is(err, custody.ErrRequest) || ctx.Err() != nil {
+			return fmt.Errorf("run %s: %w", *requestID, err)
+		}
 		return fmt.Errorf("run %s: %w (re-run with --request-id %s to resume)", *requestID, err, *requestID)
 	}
 	// With the function's store (--dynamodb-table, or --db), deposits already
@@ -128,7 +154,6 @@ func runFanout(ctx context.Context, e *env, args []string) error {
 	} else {
 		fmt.Fprintln(e.stderr, "note: without --dynamodb-table the records stay \"generated\": do not export them again with export-deposits")
 	}
-	path := ""
 	if len(deposits) > 0 {
 		if path, err = writeDepositFile(*out, deposits); err != nil {
 			return err
@@ -152,8 +177,8 @@ func runFanout(ctx context.Context, e *env, args []string) error {
 	for _, d := range res.Deposits {
 		fmt.Fprintf(e.stdout, "0x%s\n", d.Pubkey)
 	}
-	fmt.Fprintf(e.stderr, "%d validators (%d new) on %s in %d batches (%d retried); deposit data: %s\n",
-		len(res.Deposits), res.Created, res.Network.Name, len(res.Batches), res.Retried, path)
+	fmt.Fprintf(e.stderr, "%s (%d new) on %s in %d batches (%d retried); deposit data: %s\n",
+		plural(len(res.Deposits), "validator"), res.Created, res.Network.Name, len(res.Batches), res.Retried, path)
 	return nil
 }
 

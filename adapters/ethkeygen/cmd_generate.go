@@ -89,22 +89,39 @@ func runGenerate(ctx context.Context, e *env, args []string) error {
 	if _, err := parseKDF(*kdfName); err != nil {
 		return err
 	}
-	if *requestID == "" {
+	if err := positive(fs, "keys-per-mnemonic", *perMnemonic); err != nil {
+		return err
+	}
+	if err := dep.check(e); err != nil {
+		return err
+	}
+	freshID := *requestID == ""
+	if freshID {
 		*requestID = uuid.NewString()
 	}
 	spec := custody.Spec{RequestID: *requestID, Count: *count, Chain: dep.chain, ForkVersion: dep.forkVersion,
 		WithdrawalAddress: dep.address, AllowLowercaseAddress: dep.allowLowercase, Compounding: dep.compounding,
-		AmountGwei: dep.amount, SecretFormat: *format, KDF: *kdfName, KeysPerMnemonic: *perMnemonic}
+		BLSWithdrawal: dep.blsWithdrawal, AmountGwei: dep.amount, SecretFormat: *format, KDF: *kdfName, KeysPerMnemonic: *perMnemonic}
 	if dep.chain == "" && dep.forkVersion == "" {
 		return usagef("--chain or --fork-version is required")
 	}
 	req, err := spec.Request()
+	if errors.Is(err, custody.ErrWithdrawalChoice) {
+		return withdrawalChoice()
+	}
 	if err != nil {
 		return err
 	}
-	if err := fsutil.EnsurePrivateDir(*out); err != nil {
+	od, err := openOutDir(*out)
+	if err != nil {
 		return fmt.Errorf("output directory: %w", err)
 	}
+	path := ""
+	defer func() {
+		if path == "" {
+			od.discard() // no file written: leave no empty directory behind
+		}
+	}()
 	bf.cfg.Notify = func(msg string) { fmt.Fprintln(e.stderr, msg) }
 	sealer, mnemonicSealer, err := bf.cfg.Sealers(ctx)
 	if err != nil {
@@ -126,7 +143,11 @@ func runGenerate(ctx context.Context, e *env, args []string) error {
 	}
 	e.log.Debug("generate", "request_id", req.ID, "count", req.Count, "network", req.Network.Name,
 		"format", req.Format, "store", storeName(&bf.cfg), "kms", bf.cfg.KMSKeyID != "")
-	fmt.Fprintf(e.stderr, "request id %s (re-run with --request-id %s to resume or repeat)\n", req.ID, req.ID)
+	if freshID {
+		// A new id cannot clash with a stored request: the hint holds.
+		fmt.Fprintf(e.stderr, "request id %s (re-run with --request-id %s to resume or repeat)\n", req.ID, req.ID)
+	}
+	e.resumable(req.ID)
 	limitMemory(e, int64(maxMem))
 	p := newProgress(e, "validators stored", req.Count)
 	res, err := gen.Generate(ctx, req, func(done, _ int) { p.update(done) })
@@ -146,7 +167,6 @@ func runGenerate(ctx context.Context, e *env, args []string) error {
 			fresh = append(fresh, v.Deposit)
 		}
 	}
-	path := ""
 	if len(fresh) > 0 {
 		if path, err = writeDepositFile(*out, fresh); err != nil {
 			return err
@@ -174,10 +194,11 @@ func runGenerate(ctx context.Context, e *env, args []string) error {
 	for _, v := range res.Validators {
 		fmt.Fprintf(e.stdout, "0x%s\n", v.Pubkey)
 	}
-	if path == "" {
-		path = "none written"
+	shown := path
+	if shown == "" {
+		shown = "none written"
 	}
-	fmt.Fprintf(e.stderr, "%d validators (%d new) on %s; deposit data: %s\n", len(res.Validators), res.Created, req.Network.Name, path)
+	fmt.Fprintf(e.stderr, "%s (%d new) on %s; deposit data: %s\n", plural(len(res.Validators), "validator"), res.Created, req.Network.Name, shown)
 	return nil
 }
 
@@ -266,6 +287,9 @@ func runExportDeposits(ctx context.Context, e *env, args []string) error {
 		networks[rec.Network] = true
 	}
 	if len(vs) == 0 {
+		if _, err := depositdata.NetworkByName(*chain); *chain != "" && err != nil {
+			return usagef("--chain %q: unknown network, and no stored validator is for it (known: %s)", *chain, strings.Join(depositdata.NetworkNames(), ", "))
+		}
 		return fmt.Errorf("no stored validators with status %s match", *status)
 	}
 	if len(networks) > 1 {
