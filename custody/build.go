@@ -47,6 +47,13 @@ func (w Withdrawal) check(amount uint64) error {
 	if err := depositdata.CheckAmount(amount, c); err != nil {
 		return fmt.Errorf("%w: %w", ErrRequest, err)
 	}
+	// A 0x00 or 0x01 validator activates only with 32 ETH of effective
+	// balance: a smaller deposit locks the stake in a validator that never
+	// activates until topped up. Only 0x02 (compounding) takes other amounts.
+	if !w.Compounding && amount != depositdata.MaxAmount {
+		return fmt.Errorf("%w: %w: %d gwei: 0x00 and 0x01 validators take exactly 32 ETH (a smaller deposit never activates); "+
+			"other amounts need compounding (0x02) credentials", ErrRequest, depositdata.ErrAmount, amount)
+	}
 	return nil
 }
 

@@ -17,12 +17,19 @@ const MaxSpecSize = 16 << 10
 //
 //	{"request_id": "...", "count": N, "chain": "hoodi", "withdrawal_address": "0x...",
 //	 "compounding": false, "amount_gwei": 32000000000}
+//
+// A request states where withdrawals go: withdrawal_address, or bls_withdrawal
+// true for 0x00 credentials (withdrawable only after a BLS-to-execution change
+// signed with the validator's withdrawal key). Omitting both is refused with
+// ErrWithdrawalChoice, as are explicit zeros for amount_gwei and
+// keys_per_mnemonic (absent fields take their defaults).
 type Spec struct {
 	RequestID             string `json:"request_id"`
 	Count                 int    `json:"count"`
 	Chain                 string `json:"chain,omitempty"`
 	ForkVersion           string `json:"fork_version,omitempty"`
 	WithdrawalAddress     string `json:"withdrawal_address,omitempty"`
+	BLSWithdrawal         bool   `json:"bls_withdrawal,omitempty"`
 	AllowLowercaseAddress bool   `json:"allow_lowercase_address,omitempty"`
 	Compounding           bool   `json:"compounding,omitempty"`
 	AmountGwei            uint64 `json:"amount_gwei,omitempty"`
@@ -30,6 +37,11 @@ type Spec struct {
 	KDF                   string `json:"kdf,omitempty"`
 	KeysPerMnemonic       int    `json:"keys_per_mnemonic,omitempty"`
 }
+
+// ErrWithdrawalChoice: a request names neither a withdrawal address nor
+// bls_withdrawal (or names both).
+var ErrWithdrawalChoice = fmt.Errorf("%w: state where withdrawals go: a withdrawal address (0x01, or 0x02 with compounding), "+
+	"or bls_withdrawal for 0x00 credentials (withdrawable only after a BLS-to-execution change signed from the mnemonic)", ErrRequest)
 
 // ParseSpec decodes a Spec strictly: unknown fields, trailing data and
 // oversized input are errors.
@@ -45,6 +57,15 @@ func ParseSpec(b []byte) (Spec, error) {
 	}
 	if dec.More() {
 		return s, fmt.Errorf("%w: trailing data after the request", ErrRequest)
+	}
+	// An explicit zero is a mistake, not a request for the default.
+	var fields map[string]json.RawMessage
+	if json.Unmarshal(b, &fields) == nil {
+		for _, f := range []string{"amount_gwei", "keys_per_mnemonic"} {
+			if v, ok := fields[f]; ok && bytes.Equal(bytes.TrimSpace(v), []byte("0")) {
+				return s, fmt.Errorf("%w: %s 0 (leave it out for the default)", ErrRequest, f)
+			}
+		}
 	}
 	return s, nil
 }
@@ -87,6 +108,13 @@ func (s Spec) Request() (Request, error) {
 	r.Withdrawal.Compounding = s.Compounding
 	if err := r.normalize(); err != nil {
 		return Request{}, err
+	}
+	// Checked last, so that every other mistake is reported in its own words.
+	if (s.WithdrawalAddress == "") == !s.BLSWithdrawal {
+		if s.BLSWithdrawal {
+			return Request{}, fmt.Errorf("%w: bls_withdrawal and a withdrawal address exclude each other", ErrWithdrawalChoice)
+		}
+		return Request{}, ErrWithdrawalChoice
 	}
 	return r, nil
 }

@@ -285,6 +285,11 @@ func VerifyFile(b []byte, network *Network) ([]*Deposit, []error) {
 	seen := map[string]int{}
 	for i, d := range deposits {
 		n, err := networkFor(d, network)
+		// A file is for one network: every entry names the first one's.
+		if err == nil && i > 0 && (d.NetworkName != deposits[0].NetworkName || d.ForkVersion != deposits[0].ForkVersion) {
+			err = fmt.Errorf("%w: network %q (fork version %s) differs from entry 0's %q (%s): a deposit file is for one network",
+				ErrInvalid, d.NetworkName, d.ForkVersion, deposits[0].NetworkName, deposits[0].ForkVersion)
+		}
 		if err == nil {
 			err = d.Verify(n)
 		}
@@ -301,12 +306,17 @@ func VerifyFile(b []byte, network *Network) ([]*Deposit, []error) {
 	return deposits, errs
 }
 
+// networkFor is the network entry d is checked against: want if given, else
+// the known network d names.
 func networkFor(d *Deposit, want *Network) (Network, error) {
 	if want != nil {
 		return *want, nil
 	}
-	if n, err := NetworkByName(d.NetworkName); err == nil {
-		return n, nil
+	n, err := NetworkByName(d.NetworkName)
+	if err != nil {
+		// Any name would do with its own fork version: without the network
+		// given, only the known ones are checked.
+		return n, fmt.Errorf("%w %q: a devnet file is checked only against a given network and fork version", ErrNetwork, d.NetworkName)
 	}
-	return CustomNetwork(d.NetworkName, d.ForkVersion)
+	return n, nil
 }

@@ -106,6 +106,23 @@ func TestPeerCLIOutputs(t *testing.T) {
 	}
 }
 
+// mixedFile is a file of a valid mainnet entry followed by a valid hoodi one.
+func mixedFile(t *testing.T, mainnet *depositdata.Deposit) string {
+	b, err := os.ReadFile("../testdata/vectors/peer-cli-outputs/lighthouse_ethstaker_1.3.0/hoodi_first_0_count_2_prefix_0x01_eth1_true.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := depositdata.ParseFile(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := depositdata.MarshalFile([]*depositdata.Deposit{mainnet, h[0]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(out)
+}
+
 func peerFile(t *testing.T) []byte {
 	b, err := os.ReadFile("../testdata/vectors/peer-cli-outputs/lighthouse_ethstaker_1.3.0/mainnet_first_0_count_2_prefix_0x02_eth1_true.json")
 	if err != nil {
@@ -135,6 +152,10 @@ func TestVerifyFileCatchesEachFault(t *testing.T) {
 		"not json":          {"{", nil, depositdata.ErrInvalid},
 		"empty":             {"[]", nil, depositdata.ErrInvalid},
 		"fork version lie":  {strings.Replace(good, `"fork_version": "00000000"`, `"fork_version": "10000910"`, 1), nil, depositdata.ErrInvalid},
+		// Issue 13 item 11: an unknown name is not trusted with its own fork
+		// version, and a file mixing networks is refused.
+		"unknown name":   {strings.ReplaceAll(good, `"network_name": "mainnet"`, `"network_name": "mydevnet"`), nil, depositdata.ErrNetwork},
+		"mixed networks": {mixedFile(t, d[0]), nil, depositdata.ErrInvalid},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {

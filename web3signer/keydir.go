@@ -42,6 +42,7 @@ type Key struct {
 	Keystore  *keystore.Keystore // EIP-2335 keystore of the key, or nil
 	Password  []byte             // the keystore's password
 	SecretKey *keygen.SecretKey  // the key itself, or nil
+	Path      string             // EIP-2334 path of the key, written into a keystore made from SecretKey
 }
 
 // Option configures WriteKeyDir.
@@ -304,7 +305,7 @@ func prepare(dir string, k *Key, o *options) ([]file, error) {
 		}
 		defer pw.Destroy()
 		pkBytes, _ := hex.DecodeString(pk)
-		ksOpts := append([]keystore.Option{keystore.WithPubkey(pkBytes)}, o.ksOpts...)
+		ksOpts := append([]keystore.Option{keystore.WithPubkey(pkBytes), keystore.WithPath(k.Path)}, o.ksOpts...)
 		ks, err := keystore.Encrypt(o.random, k.SecretKey.UnsafeBytes(), pw.UnsafeBytes(), ksOpts...)
 		if err != nil {
 			return nil, fmt.Errorf("web3signer: encrypting a keystore for %s: %w", base, err)

@@ -39,7 +39,7 @@ func newBadInputWorld(t *testing.T) *badInputWorld {
 	w := &badInputWorld{dir: dir, home: filepath.Join(dir, "home"), db: filepath.Join(dir, "ethkeygen.db")}
 	t.Setenv("ETHKEYGEN_HOME", w.home)
 	t.Setenv("ETHKEYGEN_LOG_LEVEL", "debug") // refusals at the most verbose level
-	gen := generateJSON(t, "--count", "1", "--chain", "hoodi", "--db", w.db, "--out", filepath.Join(dir, "gen"),
+	gen := generateJSON(t, "--count", "1", "--chain", "hoodi", "--bls-withdrawal", "--db", w.db, "--out", filepath.Join(dir, "gen"),
 		"--secret-format", "raw", "--request-id", "bad-input")
 	w.pubkey, w.depositOK = gen.Validators[0].Pubkey, gen.DepositData
 
@@ -142,13 +142,13 @@ func TestBadInputPerCommand(t *testing.T) {
 	}{
 		// generate (the table in generate_test.go covers the request's
 		// fields; these are the remaining flag and path errors)
-		{"generate/positional argument", []string{"generate", "--count", "1", "--chain", "hoodi", "--db", w.db, "extra"}, "unexpected argument"},
-		{"generate/bad max-memory", []string{"generate", "--count", "1", "--chain", "hoodi", "--db", w.db, "--max-memory", "lots"}, "max-memory"},
+		{"generate/positional argument", []string{"generate", "--count", "1", "--chain", "hoodi", "--bls-withdrawal", "--db", w.db, "extra"}, "unexpected argument"},
+		{"generate/bad max-memory", []string{"generate", "--count", "1", "--chain", "hoodi", "--bls-withdrawal", "--db", w.db, "--max-memory", "lots"}, "max-memory"},
 		{"generate/no chain", []string{"generate", "--count", "1", "--db", w.db}, "--chain"},
 		{"generate/no count", []string{"generate", "--chain", "hoodi", "--db", w.db}, "--count"},
-		{"generate/out is a file", []string{"generate", "--count", "1", "--chain", "hoodi", "--db", w.db, "--out", w.pwFile, "--secret-format", "raw"}, "output directory"},
-		{"generate/bad kdf", []string{"generate", "--count", "1", "--chain", "hoodi", "--db", w.db, "--kdf", "argon2"}, "kdf"},
-		{"generate/reused request id", []string{"generate", "--count", "2", "--chain", "hoodi", "--db", w.db, "--out", t.TempDir(), "--secret-format", "raw", "--request-id", "bad-input"}, "different parameters"},
+		{"generate/out is a file", []string{"generate", "--count", "1", "--chain", "hoodi", "--bls-withdrawal", "--db", w.db, "--out", w.pwFile, "--secret-format", "raw"}, "output directory"},
+		{"generate/bad kdf", []string{"generate", "--count", "1", "--chain", "hoodi", "--bls-withdrawal", "--db", w.db, "--kdf", "argon2"}, "kdf"},
+		{"generate/reused request id", []string{"generate", "--count", "2", "--chain", "hoodi", "--bls-withdrawal", "--db", w.db, "--out", t.TempDir(), "--secret-format", "raw", "--request-id", "bad-input"}, "different parameters"},
 
 		// existing-mnemonic (TestExistingMnemonicBadInput covers the
 		// deposit fields; these are the secret files)

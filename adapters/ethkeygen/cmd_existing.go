@@ -47,6 +47,9 @@ func runExistingMnemonic(ctx context.Context, e *env, args []string) error {
 	if *start > keygen.MaxIndex {
 		return usagef("--start-index %d is past the last EIP-2334 index", *start)
 	}
+	if err := dep.check(e); err != nil {
+		return err
+	}
 	network, err := dep.network()
 	if err != nil {
 		return err
@@ -88,9 +91,16 @@ func runExistingMnemonic(ctx context.Context, e *env, args []string) error {
 	seed := mnemonic.Seed(string(passphrase))
 	keygen.Wipe(passphrase)
 	defer seed.Destroy()
-	if err := fsutil.EnsurePrivateDir(*out); err != nil {
+	od, err := openOutDir(*out)
+	if err != nil {
 		return fmt.Errorf("output directory: %w", err)
 	}
+	written := false
+	defer func() {
+		if !written {
+			od.discard() // a later check failed: leave no empty directory behind
+		}
+	}()
 
 	limitMemory(e, int64(maxMem))
 	p := newProgress(e, "validators", *count)
@@ -135,12 +145,14 @@ func runExistingMnemonic(ctx context.Context, e *env, args []string) error {
 		return fmt.Errorf("writing deposit data: %w", err)
 	}
 	batch.Commit()
+	written = true
 	if *asJSON {
 		return json.NewEncoder(e.stdout).Encode(map[string]any{"deposit_data": depositPath, "network": network.Name, "validators": keys})
 	}
 	for _, k := range keys {
 		fmt.Fprintf(e.stdout, "%d\t0x%s\t%s\n", k.Index, k.Pubkey, k.Keystore)
 	}
-	fmt.Fprintf(e.stdout, "deposit data: %s (%d validators, %s)\n", depositPath, len(keys), network.Name)
+	fmt.Fprintf(e.stdout, "%s\n", depositPath)
+	fmt.Fprintf(e.stderr, "deposit data: %s (%s, %s)\n", depositPath, plural(len(keys), "validator"), network.Name)
 	return nil
 }

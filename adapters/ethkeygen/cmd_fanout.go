@@ -78,17 +78,29 @@ func runFanout(ctx context.Context, e *env, args []string) error {
 	if dep.chain == "" && dep.forkVersion == "" {
 		return usagef("--chain or --fork-version is required")
 	}
-	if *requestID == "" {
+	if err := dep.check(e); err != nil {
+		return err
+	}
+	freshID := *requestID == ""
+	if freshID {
 		*requestID = uuid.NewString()
 	}
 	plan := fanout.Plan{
 		Function: *fn, Total: *count, BatchSize: *batchSize, Concurrency: *concurrency, Retries: *retries,
 		Spec: custody.Spec{RequestID: *requestID, Chain: dep.chain, ForkVersion: dep.forkVersion,
 			WithdrawalAddress: dep.address, AllowLowercaseAddress: dep.allowLowercase, Compounding: dep.compounding,
-			AmountGwei: dep.amount, SecretFormat: *format},
+			BLSWithdrawal: dep.blsWithdrawal, AmountGwei: dep.amount, SecretFormat: *format},
 	}
 	if *retries == 0 {
 		plan.Retries = -1
+	}
+	// The request is checked here, before any directory or invocation.
+	probe := plan.Spec
+	probe.Count = 1
+	if _, err := probe.Request(); errors.Is(err, custody.ErrWithdrawalChoice) {
+		return withdrawalChoice()
+	} else if err != nil {
+		return err
 	}
 	if err := checkOutDir(*out); err != nil {
 		return err
@@ -97,13 +109,21 @@ func runFanout(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(e.stderr, "run id %s: %d validators in %d batches of up to %d, %d at a time (re-run with --request-id %s to resume)\n",
-		*requestID, *count, plan.Batches(), *batchSize, *concurrency, *requestID)
+	e.resumable(*requestID)
+	hint := ""
+	if freshID { // a new id clashes with no stored run: the resume hint holds
+		hint = fmt.Sprintf(" (re-run with --request-id %s to resume)", *requestID)
+	}
+	fmt.Fprintf(e.stderr, "run id %s: %d validators in %d batches of up to %d, %d at a time%s\n",
+		*requestID, *count, plan.Batches(), *batchSize, *concurrency, hint)
 	p := newProgress(e, "validators", *count)
 	plan.Progress = func(done, _ int) { p.update(done) }
 	res, err := fanout.Run(ctx, inv, plan)
 	p.finish()
 	if err != nil {
+		if errors.Is(err, custody.ErrRequest) || ctx.Err() != nil {
+			return fmt.Errorf("run %s: %w", *requestID, err)
+		}
 		return fmt.Errorf("run %s: %w (re-run with --request-id %s to resume)", *requestID, err, *requestID)
 	}
 	// The run's deposits go out only through its export, made from the
@@ -144,8 +164,8 @@ func runFanout(ctx context.Context, e *env, args []string) error {
 	for _, pk := range res.Pubkeys {
 		fmt.Fprintf(e.stdout, "0x%s\n", pk)
 	}
-	fmt.Fprintf(e.stderr, "%d validators (%d new) on %s in %d batches (%d retried); deposit data: %s\n",
-		len(res.Pubkeys), res.Created, res.Network.Name, len(res.Batches), res.Retried, path)
+	fmt.Fprintf(e.stderr, "%s (%d new) on %s in %d batches (%d retried); deposit data: %s\n",
+		plural(len(res.Pubkeys), "validator"), res.Created, res.Network.Name, len(res.Batches), res.Retried, path)
 	return nil
 }
 

@@ -63,8 +63,9 @@ func runGenerate(ctx context.Context, e *env, args []string) error {
 	fs := newFlags(e, "generate", "--count K --chain NAME [flags]",
 		"Generates K validators in memory (a fresh 24-word mnemonic each by default), verifies each keystore and deposit,\n"+
 			"seals every secret (fresh data key, AES-256-GCM, bound to its pubkey) and stores it, then writes the\n"+
-			"Launchpad file deposit_data-<unix>.json from what the store holds. Re-running with the same --request-id\n"+
-			"returns the same validators and completes an interrupted run; it never creates a validator twice.\n"+
+			"Launchpad file from the store through the request's export (deposit_data-<unix>-req-<request id>.json).\n"+
+			"Re-running with the same --request-id returns the same validators, completes an interrupted run and\n"+
+			"writes the same file again; it never creates a validator twice nor hands a deposit out twice.\n"+
 			"Default: embedded store ./ethkeygen.db and a local age identity; --kms-key-id / --dynamodb-table switch to AWS.")
 	count := fs.Int("count", 0, fmt.Sprintf("number of validators, 1 to %d (required)", custody.MaxCount))
 	var dep depositFlags
@@ -93,16 +94,26 @@ func runGenerate(ctx context.Context, e *env, args []string) error {
 	if _, err := parseKDF(*kdfName); err != nil {
 		return err
 	}
-	if *requestID == "" {
+	if err := positive(fs, "keys-per-mnemonic", *perMnemonic); err != nil {
+		return err
+	}
+	if err := dep.check(e); err != nil {
+		return err
+	}
+	freshID := *requestID == ""
+	if freshID {
 		*requestID = uuid.NewString()
 	}
 	spec := custody.Spec{RequestID: *requestID, Count: *count, Chain: dep.chain, ForkVersion: dep.forkVersion,
 		WithdrawalAddress: dep.address, AllowLowercaseAddress: dep.allowLowercase, Compounding: dep.compounding,
-		AmountGwei: dep.amount, SecretFormat: *format, KDF: *kdfName, KeysPerMnemonic: *perMnemonic}
+		BLSWithdrawal: dep.blsWithdrawal, AmountGwei: dep.amount, SecretFormat: *format, KDF: *kdfName, KeysPerMnemonic: *perMnemonic}
 	if dep.chain == "" && dep.forkVersion == "" {
 		return usagef("--chain or --fork-version is required")
 	}
 	req, err := spec.Request()
+	if errors.Is(err, custody.ErrWithdrawalChoice) {
+		return withdrawalChoice()
+	}
 	if err != nil {
 		return err
 	}
@@ -139,7 +150,11 @@ func runGenerate(ctx context.Context, e *env, args []string) error {
 	}
 	e.log.Debug("generate", "request_id", req.ID, "count", req.Count, "network", req.Network.Name,
 		"format", req.Format, "store", storeName(&bf.cfg), "kms", bf.cfg.KMSKeyID != "")
-	fmt.Fprintf(e.stderr, "request id %s (re-run with --request-id %s to resume or repeat)\n", req.ID, req.ID)
+	if freshID {
+		// A new id cannot clash with a stored request: the hint holds.
+		fmt.Fprintf(e.stderr, "request id %s (re-run with --request-id %s to resume or repeat)\n", req.ID, req.ID)
+	}
+	e.resumable(req.ID)
 	limitMemory(e, int64(maxMem))
 	p := newProgress(e, "validators stored", req.Count)
 	res, err := gen.Generate(ctx, req, func(done, _ int) { p.update(done) })
@@ -199,14 +214,15 @@ func runGenerate(ctx context.Context, e *env, args []string) error {
 	for _, v := range res.Validators {
 		fmt.Fprintf(e.stdout, "0x%s\n", v.Pubkey)
 	}
-	if path == "" {
-		path = "none written"
+	shown := path
+	if shown == "" {
+		shown = "none written"
 	}
 	exportID := "none"
 	if exp != nil {
 		exportID = exp.Export.ID
 	}
-	fmt.Fprintf(e.stderr, "%d validators (%d new) on %s; export %s; deposit data: %s\n", len(res.Validators), res.Created, req.Network.Name, exportID, path)
+	fmt.Fprintf(e.stderr, "%s (%d new) on %s; export %s; deposit data: %s\n", plural(len(res.Validators), "validator"), res.Created, req.Network.Name, exportID, shown)
 	return nil
 }
 

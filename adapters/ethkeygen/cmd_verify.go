@@ -22,8 +22,9 @@ func runVerifyDeposits(_ context.Context, e *env, args []string) error {
 	fs := newFlags(e, "verify-deposits", "FILE [--chain NAME | --fork-version 0x..] [--json]",
 		"Checks every entry: field formats, amount range, fork version against the network, deposit_cli_version >= 1.0.0,\n"+
 			"deposit message root, BLS signature over the deposit domain, deposit data root, and no repeated pubkey.\n"+
+			"Every entry must be for the same network; a devnet file (a name this tool does not know) needs --fork-version.\n"+
 			"Exit status 0 when all entries are valid, else 1 with one line per bad entry.")
-	chain := fs.String("chain", "", "network the file must be for (default: each entry's network_name)")
+	chain := fs.String("chain", "", "network the file must be for (default: the known network the entries name; all entries must name the same)")
 	forkVersion := fs.String("fork-version", "", "genesis fork version of a custom devnet")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
 	file, err := parseOneFile(fs, args)
@@ -47,15 +48,15 @@ func runVerifyDeposits(_ context.Context, e *env, args []string) error {
 	if *asJSON {
 		msgs := make([]string, len(errs))
 		for i, err := range errs {
-			msgs[i] = oneLine(err.Error())
+			msgs[i] = userText(err)
 		}
 		_ = json.NewEncoder(e.stdout).Encode(map[string]any{"file": file, "entries": len(deposits), "valid": len(errs) == 0, "errors": msgs})
 	} else {
 		for _, err := range errs {
-			fmt.Fprintf(e.stderr, "%s: %s\n", file, oneLine(err.Error()))
+			fmt.Fprintf(e.stderr, "ethkeygen verify-deposits: %s: %s\n", file, userText(err))
 		}
 		if len(errs) == 0 {
-			fmt.Fprintf(e.stdout, "%s: %d deposits valid\n", file, len(deposits))
+			fmt.Fprintf(e.stdout, "%s: %s valid\n", file, plural(len(deposits), "deposit"))
 		}
 	}
 	if len(errs) != 0 {

@@ -84,7 +84,7 @@ func TestDecryptToWeb3Signer(t *testing.T) {
 	db := filepath.Join(dir, "ethkeygen.db")
 	var pubkeys []string
 	for _, format := range []string{"keystore", "raw"} {
-		out := generateJSON(t, "--count", "2", "--chain", "hoodi", "--db", db, "--out", dir, "--secret-format", format,
+		out := generateJSON(t, "--count", "2", "--chain", "hoodi", "--bls-withdrawal", "--db", db, "--out", dir, "--secret-format", format,
 			"--kdf", "pbkdf2", "--request-id", "dec-"+format)
 		for _, v := range out.Validators {
 			pubkeys = append(pubkeys, v.Pubkey)
@@ -129,7 +129,7 @@ func TestDecryptToWeb3Signer(t *testing.T) {
 	// Another generator's key (a replaced generator.pub, another home)
 	// opens nothing either: the store's records are not its.
 	t.Setenv("ETHKEYGEN_HOME", filepath.Join(dir, "other-home"))
-	if r := runCLI(t, "generate", "--count", "1", "--chain", "hoodi", "--db", filepath.Join(dir, "other.db"), "--out", dir, "--secret-format", "raw"); r.code != 0 {
+	if r := runCLI(t, "generate", "--count", "1", "--chain", "hoodi", "--bls-withdrawal", "--db", filepath.Join(dir, "other.db"), "--out", dir, "--secret-format", "raw"); r.code != 0 {
 		t.Fatal(r.stderr)
 	}
 	r = runCLI(t, "decrypt", "--all", "--takeover", "--db", db, "--web3signer-dir", bad)
@@ -163,7 +163,7 @@ func TestDecryptRaceOneSignerWins(t *testing.T) {
 	dir := t.TempDir()
 	t.Setenv("ETHKEYGEN_HOME", filepath.Join(dir, "home"))
 	db := filepath.Join(dir, "ethkeygen.db")
-	out := generateJSON(t, "--count", "1", "--chain", "hoodi", "--db", db, "--out", dir, "--secret-format", "keystore",
+	out := generateJSON(t, "--count", "1", "--chain", "hoodi", "--bls-withdrawal", "--db", db, "--out", dir, "--secret-format", "keystore",
 		"--kdf", "pbkdf2", "--request-id", "race")
 	pk := out.Validators[0].Pubkey
 	results := make(chan result, 2)
@@ -200,7 +200,7 @@ func TestDecryptFailureReleasesClaim(t *testing.T) {
 	dir := t.TempDir()
 	t.Setenv("ETHKEYGEN_HOME", filepath.Join(dir, "home"))
 	db := filepath.Join(dir, "ethkeygen.db")
-	out := generateJSON(t, "--count", "1", "--chain", "hoodi", "--db", db, "--out", dir, "--secret-format", "raw", "--request-id", "rel")
+	out := generateJSON(t, "--count", "1", "--chain", "hoodi", "--bls-withdrawal", "--db", db, "--out", dir, "--secret-format", "raw", "--request-id", "rel")
 	pk := out.Validators[0].Pubkey
 	if r := runCLI(t, "decrypt", "--pubkey", pk, "--db", db, "--web3signer-dir", filepath.Join(dir, "bad"), "--identity-file", otherIdentity(t, dir)); r.code == 0 {
 		t.Fatal("wrong identity opened the key")

@@ -153,7 +153,7 @@ func TestGenerateLambdaFailsThenResumes(t *testing.T) {
 	out := t.TempDir()
 	f.broken["resume/b00002"] = true
 	args := []string{"generate-lambda", "--lambda", "ethkeygen", "--count", "12", "--batch-size", "3", "--concurrency", "2",
-		"--retries", "1", "--chain", "hoodi", "--secret-format", "raw", "--request-id", "resume", "--out", out, "--db", f.dbPath, "--key-dir", f.keyDir}
+		"--retries", "1", "--chain", "hoodi", "--bls-withdrawal", "--secret-format", "raw", "--request-id", "resume", "--out", out, "--db", f.dbPath, "--key-dir", f.keyDir}
 	r := runCLI(t, args...)
 	if r.code != 1 || !strings.Contains(r.stderr, "resume/b00002") || !strings.Contains(r.stderr, "--request-id resume") {
 		t.Fatalf("exit %d: %s", r.code, r.stderr)
@@ -197,10 +197,11 @@ func TestGenerateLambdaBadInput(t *testing.T) {
 		{[]string{"--count", "3", "--chain", "hoodi"}, 2, "--lambda is required"},
 		{[]string{"--lambda", "f", "--chain", "hoodi"}, 2, "--count is required"},
 		{[]string{"--lambda", "f", "--count", "3"}, 2, "--chain or --fork-version"},
-		{[]string{"--lambda", "f", "--count", "3", "--chain", "hoodi", "--batch-size", "0"}, 2, "--batch-size"},
-		{[]string{"--lambda", "f", "--count", "3", "--chain", "nope"}, 1, "unknown network"},
-		{[]string{"--lambda", "f", "--count", "3", "--chain", "mainnet"}, 1, "not allowed"},
-		{[]string{"--lambda", "f", "--count", "11", "--batch-size", "11", "--chain", "hoodi", "--secret-format", "raw"}, 1, "count 11"},
+		{[]string{"--lambda", "f", "--count", "3", "--chain", "hoodi", "--bls-withdrawal", "--batch-size", "0"}, 2, "--batch-size"},
+		{[]string{"--lambda", "f", "--count", "3", "--chain", "nope"}, 2, "unknown network"},
+		{[]string{"--lambda", "f", "--count", "3", "--chain", "mainnet", "--bls-withdrawal"}, 1, "not allowed"},
+		{[]string{"--lambda", "f", "--count", "3", "--chain", "hoodi"}, 2, "--withdrawal-address 0x.. or --bls-withdrawal is required"},
+		{[]string{"--lambda", "f", "--count", "11", "--batch-size", "11", "--chain", "hoodi", "--bls-withdrawal", "--secret-format", "raw"}, 1, "count 11"},
 	} {
 		r := runCLI(t, append(append([]string{"generate-lambda"}, c.args...), "--out", out, "--db", f.dbPath, "--key-dir", f.keyDir)...)
 		if r.code != c.code || !strings.Contains(r.stderr, c.want) {
@@ -219,7 +220,7 @@ func TestGenerateLambdaMarksExported(t *testing.T) {
 	f := newFoFunction(t)
 	withInvoker(t, f)
 	out := t.TempDir()
-	args := []string{"generate", "--lambda", "ethkeygen", "--count", "6", "--batch-size", "4", "--chain", "hoodi",
+	args := []string{"generate", "--lambda", "ethkeygen", "--count", "6", "--batch-size", "4", "--chain", "hoodi", "--bls-withdrawal",
 		"--secret-format", "raw", "--request-id", "mark-run", "--out", out, "--db", f.dbPath, "--key-dir", f.keyDir, "--json"}
 	r := runCLI(t, args...)
 	if r.code != 0 {

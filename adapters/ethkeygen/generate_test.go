@@ -44,7 +44,7 @@ func TestGenerateEmbedded(t *testing.T) {
 	dir := t.TempDir()
 	t.Setenv("ETHKEYGEN_HOME", filepath.Join(dir, "home"))
 	db := filepath.Join(dir, "ethkeygen.db")
-	common := []string{"--chain", "hoodi", "--db", db, "--out", dir, "--secret-format", "raw"}
+	common := []string{"--chain", "hoodi", "--bls-withdrawal", "--db", db, "--out", dir, "--secret-format", "raw"}
 	first := generateJSON(t, append([]string{"--count", "3", "--request-id", "run-1"}, common...)...)
 	if first.Created != 3 || len(first.Validators) != 3 {
 		t.Fatalf("%+v", first)
@@ -121,13 +121,13 @@ func TestGenerateBadInput(t *testing.T) {
 	}{
 		"unknown chain":     {[]string{"--count", "1", "--chain", "goerli"}, "unknown network"},
 		"bad checksum":      {[]string{"--count", "1", "--chain", "hoodi", "--withdrawal-address", "0x0F51bb10119727a7e5eA3538074fb341F56B09Ad"}, "EIP-55"},
-		"amount too high":   {[]string{"--count", "1", "--chain", "hoodi", "--amount-gwei", "33000000000"}, "amount"},
-		"count 0":           {[]string{"--count", "0", "--chain", "hoodi"}, "--count"},
-		"count absurd":      {[]string{"--count", "1000000", "--chain", "hoodi"}, "--count"},
-		"bad format":        {[]string{"--count", "1", "--chain", "hoodi", "--secret-format", "pem"}, "secret format"},
-		"kpm too big":       {[]string{"--count", "1", "--chain", "hoodi", "--keys-per-mnemonic", "99"}, "keys per mnemonic"},
-		"bad recipient":     {[]string{"--count", "1", "--chain", "hoodi", "--recipient", "age1nope"}, "recipient"},
-		"store unavailable": {[]string{"--count", "1", "--chain", "hoodi", "--db", filepath.Join(dir, "no", "such", "dir", "x.db")}, "store"},
+		"amount too high":   {[]string{"--count", "1", "--chain", "hoodi", "--bls-withdrawal", "--amount-gwei", "33000000000"}, "amount"},
+		"count 0":           {[]string{"--count", "0", "--chain", "hoodi", "--bls-withdrawal"}, "--count"},
+		"count absurd":      {[]string{"--count", "1000000", "--chain", "hoodi", "--bls-withdrawal"}, "--count"},
+		"bad format":        {[]string{"--count", "1", "--chain", "hoodi", "--bls-withdrawal", "--secret-format", "pem"}, "secret format"},
+		"kpm too big":       {[]string{"--count", "1", "--chain", "hoodi", "--bls-withdrawal", "--keys-per-mnemonic", "99"}, "keys per mnemonic"},
+		"bad recipient":     {[]string{"--count", "1", "--chain", "hoodi", "--bls-withdrawal", "--recipient", "age1nope"}, "recipient"},
+		"store unavailable": {[]string{"--count", "1", "--chain", "hoodi", "--bls-withdrawal", "--db", filepath.Join(dir, "no", "such", "dir", "x.db")}, "store"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			out := filepath.Join(t.TempDir(), "out")
@@ -163,7 +163,7 @@ func TestGenerateOnAWSStandIns(t *testing.T) {
 	}
 	dir := t.TempDir()
 	t.Setenv("ETHKEYGEN_HOME", filepath.Join(dir, "home"))
-	args := []string{"--count", "3", "--chain", "hoodi", "--kms-key-id", keyARN, "--dynamodb-table", table,
+	args := []string{"--count", "3", "--chain", "hoodi", "--bls-withdrawal", "--kms-key-id", keyARN, "--dynamodb-table", table,
 		"--out", dir, "--secret-format", "raw", "--request-id", "aws-1"}
 	first := generateJSON(t, args...)
 	if first.Created != 3 {
@@ -177,7 +177,7 @@ func TestGenerateOnAWSStandIns(t *testing.T) {
 		t.Fatalf("%+v", r)
 	}
 	// A missing KMS key: one clear line, non-zero exit, nothing stored.
-	bad := []string{"--count", "1", "--chain", "hoodi", "--kms-key-id", "arn:aws:kms:eu-west-1:111122223333:key/00000000-0000-0000-0000-000000000000",
+	bad := []string{"--count", "1", "--chain", "hoodi", "--bls-withdrawal", "--kms-key-id", "arn:aws:kms:eu-west-1:111122223333:key/00000000-0000-0000-0000-000000000000",
 		"--dynamodb-table", table, "--out", dir, "--secret-format", "raw", "--request-id", "aws-missing-key"}
 	if r := runCLI(t, append([]string{"generate"}, bad...)...); r.code == 0 || !strings.Contains(r.stderr, "NotFound") || strings.Count(r.stderr, "\n") > 2 {
 		t.Fatalf("missing key: %+v", r)

@@ -48,7 +48,7 @@ func TestNoSecretLeaks(t *testing.T) {
 		transcript.WriteString(r.stderr)
 	}
 	for _, format := range []string{"keystore", "raw"} {
-		r := runCLI(t, "generate", "--count", "3", "--chain", "hoodi", "--db", db, "--out", dir, "--secret-format", format,
+		r := runCLI(t, "generate", "--count", "3", "--chain", "hoodi", "--bls-withdrawal", "--db", db, "--out", dir, "--secret-format", format,
 			"--kdf", "pbkdf2", "--request-id", "hygiene-"+format, "--keys-per-mnemonic", "2")
 		if r.code != 0 {
 			t.Fatal(r.stderr)

@@ -3,8 +3,12 @@
 // into a Web3Signer key directory in protected compute, and offers the
 // staking-deposit-cli style existing-mnemonic flow and file verification.
 //
-// Every command takes --help. Errors are one line on stderr and a non-zero
-// exit status (1 for a failed run, 2 for bad usage).
+// Every command takes --help. Results go to stdout, everything else (notices,
+// progress, errors) to stderr. Errors are one line on stderr, in the user's
+// terms (ETHKEYGEN_LOG_LEVEL=debug logs the full wrapped error), and the exit
+// status says what happened: 0 success, 1 a failed run, 2 bad usage (an
+// unknown flag, a bad value, a missing choice), 130 interrupted (Ctrl-C or
+// SIGTERM; the command stops within a second).
 package main
 
 import (
@@ -19,8 +23,11 @@ import (
 	"runtime/debug"
 	"sort"
 	"strings"
+	"sync"
 	"syscall"
+	"time"
 
+	"github.com/ethkeygen/ethkeygen/custody"
 	"github.com/ethkeygen/ethkeygen/internal/hardening"
 )
 
@@ -31,6 +38,50 @@ type env struct {
 	getenv         func(string) string
 	isTerminal     bool // stderr is a terminal: show progress
 	log            *slog.Logger
+
+	// status is what an interruption reports: set by the command (resume)
+	// and by its progress.
+	status runStatus
+}
+
+// runStatus is the state of the running command that an interruption
+// message names: "interrupted; 3 of 10 stored; re-run with --request-id ID".
+type runStatus struct {
+	mu          sync.Mutex
+	command     string
+	requestID   string // set once the command accepted its request (resume hint)
+	label       string // what done counts, e.g. "stored"
+	done, total int
+	reported    bool
+}
+
+// resumable records the request id that a re-run resumes: an interruption
+// from now on names it.
+func (e *env) resumable(requestID string) {
+	e.status.mu.Lock()
+	defer e.status.mu.Unlock()
+	e.status.requestID = requestID
+}
+
+// reportInterrupt prints the interruption line once, however many paths
+// (the command's return, the watchdog) reach it.
+func (e *env) reportInterrupt() {
+	st := &e.status
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.reported {
+		return
+	}
+	st.reported = true
+	msg := "interrupted"
+	if st.requestID != "" {
+		label := st.label
+		if label == "" {
+			label = "stored"
+		}
+		msg = fmt.Sprintf("interrupted; %d of %d %s; re-run with --request-id %s to finish", st.done, st.total, label, st.requestID)
+	}
+	fmt.Fprintf(e.stderr, "ethkeygen %s: %s\n", st.command, msg)
 }
 
 // newLogger logs to stderr at the level ETHKEYGEN_LOG_LEVEL names (debug,
@@ -62,14 +113,37 @@ func (u usageError) Unwrap() error { return u.err }
 
 func usagef(format string, args ...any) error { return usageError{fmt.Errorf(format, args...)} }
 
+// Exit statuses.
+const (
+	exitOK          = 0
+	exitFailed      = 1
+	exitUsage       = 2
+	exitInterrupted = 130
+)
+
+// interruptGrace is how long a command may take to stop after Ctrl-C before
+// the process exits anyway. Every write the commands make is atomic (SQLite
+// and DynamoDB transactions, files renamed into place), so exiting mid-run
+// loses nothing a re-run does not redo; see tests/crash.
+const interruptGrace = 800 * time.Millisecond
+
 func main() {
 	_ = hardening.DisableCoreDumps() // best effort: secrets stay out of core files
 	_ = hardening.DisableDumping()   // best effort: no core through a piped core_pattern, no ptrace or /proc/<pid>/mem by the same user
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	e := &env{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv, isTerminal: isTerminal(os.Stderr)}
+	go func() {
+		<-ctx.Done()
+		time.Sleep(interruptGrace)
+		e.reportInterrupt()
+		os.Exit(exitInterrupted)
+	}()
 	os.Exit(run(ctx, e, os.Args[1:]))
 }
+
+// exitText is the exit-status paragraph of every --help.
+const exitText = "Exit status: 0 success, 1 failed, 2 bad usage (unknown flag, bad value, missing choice), 130 interrupted."
 
 func mainUsage(w io.Writer) {
 	fmt.Fprintf(w, "Usage: ethkeygen <command> [flags]\n\nCommands:\n")
@@ -77,7 +151,8 @@ func mainUsage(w io.Writer) {
 	for _, c := range commands {
 		fmt.Fprintf(w, "  %-20s %s\n", c.name, c.summary)
 	}
-	fmt.Fprintf(w, "\nRun 'ethkeygen <command> --help' for a command's flags.\n")
+	fmt.Fprintf(w, "\nRun 'ethkeygen <command> --help' for a command's flags.\n"+
+		"Results go to stdout, notices and errors to stderr; ETHKEYGEN_LOG_LEVEL=debug shows full errors.\n%s\n", exitText)
 }
 
 func run(ctx context.Context, e *env, args []string) int {
@@ -86,20 +161,23 @@ func run(ctx context.Context, e *env, args []string) int {
 	}
 	if len(args) == 0 {
 		mainUsage(e.stderr)
-		return 2
+		return exitUsage
 	}
 	switch args[0] {
 	case "-h", "-help", "--help", "help":
 		mainUsage(e.stdout)
-		return 0
+		return exitOK
 	case "version", "--version":
 		fmt.Fprintln(e.stdout, versionString())
-		return 0
+		return exitOK
 	}
 	for _, c := range commands {
 		if c.name != args[0] {
 			continue
 		}
+		e.status.mu.Lock()
+		e.status.command = c.name
+		e.status.mu.Unlock()
 		e.log.Debug("command", "name", c.name, "version", versionString())
 		err := c.run(ctx, e, args[1:])
 		if err != nil {
@@ -107,23 +185,30 @@ func run(ctx context.Context, e *env, args []string) int {
 		}
 		switch {
 		case err == nil:
-			return 0
+			return exitOK
 		case errors.Is(err, flag.ErrHelp):
-			return 0
-		case errors.As(err, new(usageError)):
-			fmt.Fprintf(e.stderr, "ethkeygen %s: %s\n", c.name, oneLine(err.Error()))
-			fmt.Fprintf(e.stderr, "Run 'ethkeygen %s --help' for usage.\n", c.name)
-			return 2
+			return exitOK
+		case ctx.Err() != nil:
+			e.reportInterrupt()
+			return exitInterrupted
+		case isUsage(err):
+			fmt.Fprintf(e.stderr, "ethkeygen %s: %s (see --help)\n", c.name, userText(err))
+			return exitUsage
 		case errors.Is(err, errSilentFailure):
-			return 1
+			return exitFailed
 		default:
-			fmt.Fprintf(e.stderr, "ethkeygen %s: %s\n", c.name, oneLine(err.Error()))
-			return 1
+			fmt.Fprintf(e.stderr, "ethkeygen %s: %s\n", c.name, userText(err))
+			return exitFailed
 		}
 	}
-	fmt.Fprintf(e.stderr, "ethkeygen: unknown command %q\n", args[0])
-	mainUsage(e.stderr)
-	return 2
+	fmt.Fprintf(e.stderr, "ethkeygen: unknown command %q (see ethkeygen --help)\n", args[0])
+	return exitUsage
+}
+
+// isUsage: the error is the operator's request, not the run: bad flags, and
+// requests that custody refuses before any work starts.
+func isUsage(err error) bool {
+	return errors.As(err, new(usageError)) || errors.Is(err, custody.ErrRequest)
 }
 
 // errSilentFailure: the command already reported what went wrong.
@@ -147,6 +232,7 @@ func newFlags(e *env, name, synopsis, summary string) *flag.FlagSet {
 			}
 			fmt.Fprintln(e.stdout)
 		})
+		fmt.Fprintf(e.stdout, "\n%s\n", exitText)
 	}
 	return fs
 }
@@ -158,10 +244,9 @@ func parse(fs *flag.FlagSet, args []string) ([]string, error) {
 	for {
 		if err := fs.Parse(args); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
-				fs.Usage()
-				return nil, err
+				return nil, err // the flag package has printed the usage
 			}
-			return nil, usageError{err}
+			return nil, flagError(err)
 		}
 		args = fs.Args()
 		if len(args) == 0 {

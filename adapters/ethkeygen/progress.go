@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -24,11 +25,25 @@ type progress struct {
 }
 
 func newProgress(e *env, label string, total int) *progress {
+	e.status.mu.Lock()
+	e.status.total, e.status.done = total, 0
+	if strings.HasSuffix(label, " stored") {
+		e.status.label = "stored"
+	}
+	e.status.mu.Unlock()
 	return &progress{e: e, label: label, total: total, start: time.Now()}
 }
 
 func (p *progress) update(done int) {
-	if p == nil || !p.e.isTerminal {
+	if p == nil {
+		return
+	}
+	p.e.status.mu.Lock()
+	if done > p.e.status.done {
+		p.e.status.done = done
+	}
+	p.e.status.mu.Unlock()
+	if !p.e.isTerminal {
 		return
 	}
 	p.mu.Lock()

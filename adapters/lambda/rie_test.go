@@ -478,7 +478,7 @@ func TestRIEBatchRetryAndNoSecrets(t *testing.T) {
 	})
 
 	t.Run("keystore format", func(t *testing.T) {
-		ks := custody.Spec{RequestID: "run-ks", Count: 1, Chain: "sepolia"}
+		ks := custody.Spec{RequestID: "run-ks", Count: 1, Chain: "sepolia", WithdrawalAddress: testAddress}
 		start := time.Now()
 		r, body := f.generate(t, ks)
 		t.Logf("%d keystore validator in %v", ks.Count, time.Since(start))
@@ -518,6 +518,9 @@ func TestRIEBadEvents(t *testing.T) {
 		{"no request id", `{"count":1,"chain":"hoodi"}`, "request_id is required"},
 		{"wrong fork version", `{"request_id":"r","count":1,"chain":"hoodi","fork_version":"0x00000000"}`, "fork version"},
 		{"bad secret format", `{"request_id":"r","count":1,"chain":"hoodi","secret_format":"plain"}`, "secret format"},
+		{"no withdrawal choice", `{"request_id":"r","count":1,"chain":"hoodi"}`, "bls_withdrawal"},
+		{"explicit zero amount", `{"request_id":"r","count":1,"chain":"hoodi","withdrawal_address":"0x0f51bb10119727a7e5eA3538074fb341F56B09Ad","amount_gwei":0}`, "amount_gwei 0"},
+		{"0x01 under 32 ETH", `{"request_id":"r","count":1,"chain":"hoodi","withdrawal_address":"0x0f51bb10119727a7e5eA3538074fb341F56B09Ad","amount_gwei":1000000000}`, "never activates"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			body := f.invoke(t, c.event)
@@ -531,14 +534,14 @@ func TestRIEBadEvents(t *testing.T) {
 		})
 	}
 	// The function keeps serving, and nothing was stored for "r".
-	spec := custody.Spec{RequestID: "after-errors", Count: 2, Chain: "hoodi", SecretFormat: "raw"}
+	spec := custody.Spec{RequestID: "after-errors", Count: 2, Chain: "hoodi", BLSWithdrawal: true, SecretFormat: "raw"}
 	r, _ := f.generate(t, spec)
 	checkResponse(t, e, r, spec, e.network)
 	if n := countRecords(t, e, "r"); n != 0 {
 		t.Fatalf("refused events stored %d records", n)
 	}
 	// Reusing a request id with other parameters is refused too.
-	body := f.invoke(t, `{"request_id":"after-errors","count":3,"chain":"hoodi","secret_format":"raw"}`)
+	body := f.invoke(t, `{"request_id":"after-errors","count":3,"chain":"hoodi","bls_withdrawal":true,"secret_format":"raw"}`)
 	var le lambdaError
 	if err := json.Unmarshal(body, &le); err != nil || le.ErrorType != "InvalidRequest" || !strings.Contains(le.ErrorMessage, "already used") {
 		t.Fatalf("reused request id: %s", body)
@@ -560,8 +563,8 @@ func TestRIETimings(t *testing.T) {
 	kdf := time.Since(start)
 	t.Logf("one scrypt run (n=%d): %v", keystore.ScryptN, kdf.Round(time.Millisecond))
 	for _, c := range []custody.Spec{
-		{RequestID: "t-raw", Count: 50, Chain: "hoodi", SecretFormat: "raw"},
-		{RequestID: "t-ks", Count: 2, Chain: "hoodi"},
+		{RequestID: "t-raw", Count: 50, Chain: "hoodi", WithdrawalAddress: testAddress, SecretFormat: "raw"},
+		{RequestID: "t-ks", Count: 2, Chain: "hoodi", WithdrawalAddress: testAddress},
 	} {
 		start := time.Now()
 		r, _ := f.generate(t, c)

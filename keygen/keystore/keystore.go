@@ -88,9 +88,11 @@ type scryptParams struct {
 	Salt  string `json:"salt"`
 }
 
+// pbkdf2Params is in the field order staking-deposit-cli writes (c, dklen,
+// prf, salt), so that keystores match its output byte for byte.
 type pbkdf2Params struct {
-	DKLen int    `json:"dklen"`
 	C     int    `json:"c"`
+	DKLen int    `json:"dklen"`
 	PRF   string `json:"prf"`
 	Salt  string `json:"salt"`
 }
@@ -246,7 +248,7 @@ func Encrypt(random io.Reader, secret, password []byte, opts ...Option) (*Keysto
 		if o.cost != 0 {
 			c = o.cost
 		}
-		params = pbkdf2Params{DKLen: 32, C: c, PRF: "hmac-sha256", Salt: hex.EncodeToString(salt)}
+		params = pbkdf2Params{C: c, DKLen: 32, PRF: "hmac-sha256", Salt: hex.EncodeToString(salt)}
 	}
 	p, _ := json.Marshal(params)
 	ks.Crypto.KDF = Module{Function: string(o.kdf), Params: p}

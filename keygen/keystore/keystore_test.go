@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -235,5 +236,54 @@ func BenchmarkScryptKDF(b *testing.B) {
 		if _, err := keystore.Encrypt(rand.Reader, secret, []byte("password1234")); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestPBKDF2LayoutLikeDepositCLI (issue 13 item 13): a pbkdf2 keystore is
+// byte for byte the document ethstaker-deposit-cli writes: json.dumps of its
+// Pbkdf2Keystore dataclass (ethstaker_deposit/key_handling/keystore.py),
+// whose kdf params are declared c, dklen, prf and get salt appended. The
+// expected text is built from that layout and the values of our keystore.
+func TestPBKDF2LayoutLikeDepositCLI(t *testing.T) {
+	m, _ := keygen.ParseMnemonic("test test test test test test test test test test test waste")
+	v, _ := keygen.DeriveValidator(m.Seed(""), 0)
+	ks, err := keystore.Encrypt(rand.Reader, v.Signing.UnsafeBytes(), []byte("password1234"), keystore.WithKDF(keystore.PBKDF2),
+		keystore.WithPubkey(v.Signing.PublicKey()), keystore.WithPath(keygen.SigningPath(0)), keystore.WithInsecureCost(t, 16))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := ks.Marshal()
+	var doc struct {
+		Crypto struct {
+			KDF struct {
+				Params struct {
+					C    int    `json:"c"`
+					Salt string `json:"salt"`
+				} `json:"params"`
+			} `json:"kdf"`
+			Checksum struct {
+				Message string `json:"message"`
+			} `json:"checksum"`
+			Cipher struct {
+				Params struct {
+					IV string `json:"iv"`
+				} `json:"params"`
+				Message string `json:"message"`
+			} `json:"cipher"`
+		} `json:"crypto"`
+		UUID string `json:"uuid"`
+	}
+	if err := json.Unmarshal(raw, &doc); err != nil {
+		t.Fatal(err)
+	}
+	c := doc.Crypto
+	want := `{"crypto": {"kdf": {"function": "pbkdf2", "params": {"c": ` + strconv.Itoa(c.KDF.Params.C) +
+		`, "dklen": 32, "prf": "hmac-sha256", "salt": "` + c.KDF.Params.Salt + `"}, "message": ""}, ` +
+		`"checksum": {"function": "sha256", "params": {}, "message": "` + c.Checksum.Message + `"}, ` +
+		`"cipher": {"function": "aes-128-ctr", "params": {"iv": "` + c.Cipher.Params.IV + `"}, "message": "` + c.Cipher.Message + `"}}, ` +
+		`"description": "", "pubkey": "` + hex.EncodeToString(v.Signing.PublicKey()) + `", "path": "m/12381/3600/0/0/0", ` +
+		`"uuid": "` + doc.UUID + `", "version": 4}`
+	if string(raw) != want {
+		t.Fatalf("pbkdf2 keystore differs from the reference layout:\ngot  %s\nwant %s", raw, want)
 	}
 }

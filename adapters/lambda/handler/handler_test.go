@@ -122,6 +122,7 @@ func TestHandleErrors(t *testing.T) {
 		{`{"request_id":"r","count":6,"chain":"hoodi"}`, "count 6"},
 		{`{"request_id":"r","count":1,"chain":"sepolia"}`, `chain "sepolia" is not allowed`},
 		{`{"request_id":"r","count":1,"chain":"hoodi"} {}`, "trailing data"},
+		{`{"request_id":"r","count":1,"chain":"hoodi"}`, "bls_withdrawal"},
 		{``, "EOF"},
 		{`null`, "request_id is required"},
 		{strings.Repeat(" ", custody.MaxSpecSize+1), "larger than"},
@@ -149,7 +150,7 @@ func (failing) Generate(context.Context, custody.Request, func(int, int)) (*cust
 func TestHandleRecoversAndClassifies(t *testing.T) {
 	var logs strings.Builder
 	h := &handler.Handler{Generator: panicking{}, AllowedChains: []string{"hoodi"}, Logger: slog.New(slog.NewJSONHandler(&logs, nil))}
-	event := json.RawMessage(`{"request_id":"r","count":1,"chain":"hoodi"}`)
+	event := json.RawMessage(`{"request_id":"r","count":1,"chain":"hoodi","bls_withdrawal":true}`)
 	_, err := h.Handle(t.Context(), event)
 	var ie *handler.InternalError
 	if !errors.As(err, &ie) || strings.Contains(err.Error(), "secret-looking") || strings.Contains(logs.String(), "secret-looking") {
