@@ -298,6 +298,9 @@ func (c *Custodian) Export(ctx context.Context, req ExportRequest) (*ExportResul
 	if err != nil {
 		return nil, err
 	}
+	if err := c.checkIdentity(ctx); err != nil {
+		return nil, err
+	}
 	if req.ID == "" && req.RequestID != "" && !req.All {
 		req.ID = RequestExportID(req.RequestID)
 	}
@@ -518,10 +521,8 @@ func (c *Custodian) ExportFile(ctx context.Context, id string) (*ExportResult, e
 // build makes the file of a frozen export from its members' records, each
 // authenticated and verified again and paying the export's target.
 func (c *Custodian) build(ctx context.Context, e *store.Export) (*ExportResult, error) {
-	if ic, ok := c.records.(IdentityChecker); ok {
-		if err := ic.CheckIdentity(ctx); err != nil {
-			return nil, fmt.Errorf("custody: export %s: the store is not the one this run opened: %w", e.ID, err)
-		}
+	if err := c.checkIdentity(ctx); err != nil {
+		return nil, err
 	}
 	res := &ExportResult{Export: e, FileName: ExportFileName(e)}
 	sums := map[[2]string]*TargetSummary{}
@@ -560,6 +561,15 @@ func (c *Custodian) build(ctx context.Context, e *store.Export) (*ExportResult, 
 		res.File = b
 	}
 	return res, nil
+}
+
+func (c *Custodian) checkIdentity(ctx context.Context) error {
+	if ic, ok := c.records.(IdentityChecker); ok {
+		if err := ic.CheckIdentity(ctx); err != nil {
+			return fmt.Errorf("custody: the store is not the one this run opened (nothing handed out): %w", err)
+		}
+	}
+	return nil
 }
 
 // ExportFileName is the name of an export's Launchpad file:

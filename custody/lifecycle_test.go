@@ -633,3 +633,37 @@ func TestEncryptionContextBindsTheRecord(t *testing.T) {
 		}
 	}
 }
+
+// TestDeletedOrReplacedStoreHandsOutNothing: a store file deleted, or
+// replaced by another, while a run has it open: the run's reads still see
+// the old file, but no export is built from it.
+func TestDeletedOrReplacedStoreHandsOutNothing(t *testing.T) {
+	for name, swap := range map[string]func(t *testing.T, path string){
+		"deleted": func(t *testing.T, path string) {
+			for _, sfx := range []string{"", "-wal", "-shm"} {
+				os.Remove(path + sfx)
+			}
+		},
+		"replaced": func(t *testing.T, path string) {
+			other := filepath.Join(t.TempDir(), "other.db")
+			st, err := sqlitestore.Open(t.Context(), other)
+			if err != nil {
+				t.Fatal(err)
+			}
+			st.Close()
+			if err := os.Rename(other, path); err != nil {
+				t.Fatal(err)
+			}
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			f, path := fileFixture(t)
+			generate(t, f, opRequest("gone", 2))
+			swap(t, path)
+			_, err := f.cust.Export(t.Context(), opExport("gone"))
+			if !errors.Is(err, sqlitestore.ErrReplaced) {
+				t.Fatalf("export from a %s store: %v", name, err)
+			}
+		})
+	}
+}

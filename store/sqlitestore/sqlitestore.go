@@ -221,6 +221,7 @@ type Store struct {
 	path     string
 	pageSize int
 	closed   atomic.Bool
+	ident    os.FileInfo // the file opened, to tell a deleted or replaced one
 }
 
 var _ store.Store = (*Store)(nil)
@@ -286,7 +287,30 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 		db.Close()
 		return nil, err
 	}
+	if s.ident, err = os.Stat(path); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("%w: open %s: %w", store.ErrUnavailable, path, err)
+	}
 	return s, nil
+}
+
+// ErrReplaced reports a store file that was deleted or replaced while it
+// was open: what was written went to a file that no longer is at the path.
+var ErrReplaced = errors.New("sqlitestore: the store file was deleted or replaced while in use")
+
+// CheckIdentity reports whether the file at the store's path is still the
+// file this Store opened (not deleted, not replaced by another file) and its
+// records are readable. Custody calls it before handing out a file.
+func (s *Store) CheckIdentity(ctx context.Context) error {
+	now, err := os.Stat(s.path)
+	if err != nil || !os.SameFile(now, s.ident) {
+		return fmt.Errorf("%w: %s", ErrReplaced, s.path)
+	}
+	var n int
+	if err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM records`).Scan(&n); err != nil {
+		return s.wrap("check", err)
+	}
+	return nil
 }
 
 // migrate creates the schema in a new file and checks the version of an
