@@ -130,12 +130,12 @@ type BatchResult struct {
 
 // Result is the outcome of a run.
 type Result struct {
-	RunID    string
-	Network  depositdata.Network
-	Batches  []BatchResult // in batch order
-	Pubkeys  []string      // in batch, then slot order
-	Created  int           // validators created by this run (the rest existed)
-	Retried  int // invocations that were tried again
+	RunID   string
+	Network depositdata.Network
+	Batches []BatchResult // in batch order
+	Pubkeys []string      // in batch, then slot order
+	Created int           // validators created by this run (the rest existed)
+	Retried int           // invocations that were tried again
 }
 
 // response is the function's answer (adapters/lambda/handler.Response).

@@ -29,8 +29,8 @@
 package main
 
 import (
-	"fmt"
 	"context"
+	"fmt"
 	"log/slog"
 	"os"
 	"runtime/debug"

@@ -31,8 +31,8 @@ import (
 	"github.com/ethkeygen/ethkeygen/envelope"
 	"github.com/ethkeygen/ethkeygen/fanout"
 	"github.com/ethkeygen/ethkeygen/internal/testenv"
-	"github.com/ethkeygen/ethkeygen/provenance"
 	"github.com/ethkeygen/ethkeygen/keygen/keystore"
+	"github.com/ethkeygen/ethkeygen/provenance"
 	"github.com/ethkeygen/ethkeygen/store"
 	"github.com/ethkeygen/ethkeygen/store/dynamostore"
 )

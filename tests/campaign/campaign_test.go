@@ -529,4 +529,3 @@ func TestThrottledDynamoDB(t *testing.T) {
 		t.Fatal("the proxy saw no request")
 	}
 }
-

@@ -18,8 +18,8 @@ import (
 
 	"github.com/mdlayher/vsock"
 
-	"github.com/ethkeygen/ethkeygen/enclave/parent"
 	"github.com/ethkeygen/ethkeygen/custody"
+	"github.com/ethkeygen/ethkeygen/enclave/parent"
 	"github.com/ethkeygen/ethkeygen/internal/backend"
 	"github.com/ethkeygen/ethkeygen/internal/hardening"
 	"github.com/ethkeygen/ethkeygen/web3signer"
