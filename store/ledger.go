@@ -271,11 +271,3 @@ func ValidateNewExport(e *Export) error {
 	}
 	return nil
 }
-
-// ErrSeqOf returns a sequence that yields (nil, err) once.
-func ErrSeqOf[T any](err error) iter.Seq2[T, error] {
-	return func(yield func(T, error) bool) {
-		var zero T
-		yield(zero, err)
-	}
-}
