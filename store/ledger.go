@@ -33,9 +33,24 @@ func LedgerState(s Status) bool {
 	return false
 }
 
+// Limits on ledger values, the same on every backend (a DynamoDB item holds
+// at most 400 KB).
+const (
+	// MaxInterchangeLen is the largest Interchange a KeyState may carry.
+	// A minimal EIP-3076 interchange (the latest signed block and
+	// attestation) is well under 1 KB.
+	MaxInterchangeLen = 256 << 10
+	// MaxTextLen bounds KeyState.Signer, By and Note, and Export.By.
+	MaxTextLen = 4096
+	// MaxPinNameLen and MaxPinValueLen bound Pin's arguments.
+	MaxPinNameLen  = 256
+	MaxPinValueLen = 64 << 10
+)
+
 // Validate checks the form of a KeyState before it is written: a valid
 // pubkey, a ledger state, Version >= 1, UpdatedAt set, ExportID empty or a
-// valid export id, and Interchange, if present, valid JSON. It checks no
+// valid export id, Signer, By and Note at most MaxTextLen bytes, and
+// Interchange, if present, valid JSON of at most MaxInterchangeLen bytes. It checks no
 // lifecycle rule (which transitions are allowed is custody's business).
 // Errors wrap ErrInvalid.
 func (ks *KeyState) Validate() error {
@@ -52,6 +67,10 @@ func (ks *KeyState) Validate() error {
 		return fmt.Errorf("%w: key %s: version %d < 1", ErrInvalid, ks.Pubkey, ks.Version)
 	case ks.UpdatedAt.IsZero():
 		return fmt.Errorf("%w: key %s: zero UpdatedAt", ErrInvalid, ks.Pubkey)
+	case len(ks.Signer) > MaxTextLen || len(ks.By) > MaxTextLen || len(ks.Note) > MaxTextLen:
+		return fmt.Errorf("%w: key %s: signer, by or note longer than %d bytes", ErrInvalid, ks.Pubkey, MaxTextLen)
+	case len(ks.Interchange) > MaxInterchangeLen:
+		return fmt.Errorf("%w: key %s: interchange of %d bytes is longer than %d", ErrInvalid, ks.Pubkey, len(ks.Interchange), MaxInterchangeLen)
 	case len(ks.Interchange) > 0 && !json.Valid(ks.Interchange):
 		return fmt.Errorf("%w: key %s: interchange is not valid JSON", ErrInvalid, ks.Pubkey)
 	}
@@ -148,6 +167,8 @@ func (e *Export) Validate() error {
 		return fmt.Errorf("%w: export %s: withdrawal credentials %q are not 64 lowercase hex characters", ErrInvalid, e.ID, e.WithdrawalCredentials)
 	case e.Claims < 0:
 		return fmt.Errorf("%w: export %s: negative claims %d", ErrInvalid, e.ID, e.Claims)
+	case len(e.By) > MaxTextLen:
+		return fmt.Errorf("%w: export %s: by longer than %d bytes", ErrInvalid, e.ID, MaxTextLen)
 	case !e.Sealed && len(e.Members) > 0:
 		return fmt.Errorf("%w: export %s: members set but not sealed", ErrInvalid, e.ID)
 	}
@@ -175,14 +196,18 @@ func ValidateMembers(exportID string, candidates, members []string) error {
 	return nil
 }
 
-// ValidatePin checks the arguments of Pin: name and value non-empty. Errors
-// wrap ErrInvalid.
+// ValidatePin checks the arguments of Pin: name and value non-empty and
+// within MaxPinNameLen and MaxPinValueLen bytes. Errors wrap ErrInvalid.
 func ValidatePin(name, value string) error {
 	switch {
 	case name == "":
 		return fmt.Errorf("%w: empty pin name", ErrInvalid)
+	case len(name) > MaxPinNameLen:
+		return fmt.Errorf("%w: pin name of %d bytes is longer than %d", ErrInvalid, len(name), MaxPinNameLen)
 	case value == "":
 		return fmt.Errorf("%w: pin %q: empty value", ErrInvalid, name)
+	case len(value) > MaxPinValueLen:
+		return fmt.Errorf("%w: pin %q: value of %d bytes is longer than %d", ErrInvalid, name, len(value), MaxPinValueLen)
 	}
 	return nil
 }
@@ -275,12 +300,4 @@ func ValidateNewExport(e *Export) error {
 		return fmt.Errorf("%w: export %s: a new export has Claims 0, is not sealed and has no members", ErrInvalid, e.ID)
 	}
 	return nil
-}
-
-// ErrSeqOf returns a sequence that yields (nil, err) once.
-func ErrSeqOf[T any](err error) iter.Seq2[T, error] {
-	return func(yield func(T, error) bool) {
-		var zero T
-		yield(zero, err)
-	}
 }

@@ -137,6 +137,11 @@ type Store interface {
 	// SetStatus sets the status of pubkey to `to` only if it currently is
 	// `from`. It fails with ErrNotFound if there is no such record and
 	// with ErrConflict if its status is not `from`.
+	//
+	// SetStatus remains for backwards compatibility. The lifecycle state
+	// after creation lives in the [Ledger], which custody writes; custody
+	// never calls SetStatus, and a record's Status is what it was created
+	// with.
 	SetStatus(ctx context.Context, pubkey string, from, to Status) error
 
 	// Close releases the backend's resources.

@@ -66,6 +66,14 @@ type Ledger struct {
 
 var _ store.Ledger = (*Ledger)(nil)
 
+// LedgerSuffix is appended to the records table's name to name the ledger
+// table by default.
+const LedgerSuffix = "-ledger"
+
+// LedgerTableName returns the default ledger table of the records table
+// records: records + LedgerSuffix.
+func LedgerTableName(records string) string { return records + LedgerSuffix }
+
 // NewLedger returns a Ledger using table through client. It does no I/O;
 // the table must exist (see CreateLedgerTable). The table must not be the
 // records table.
@@ -694,6 +702,12 @@ func decodeKey(item map[string]types.AttributeValue) (*store.KeyState, error) {
 	}
 	if d.err == nil && d.s(AttrPK, true) != keyItemKey(ks.Pubkey) {
 		d.fail(AttrPK, "does not match pubkey "+ks.Pubkey)
+	}
+	if d.err == nil {
+		if err := ks.Validate(); err != nil {
+			// Damage, not the caller's invalid argument: no sentinel.
+			d.fail("(item)", fmt.Sprintf("is not a valid key state: %v", strings.TrimPrefix(err.Error(), store.ErrInvalid.Error()+": ")))
+		}
 	}
 	if d.err != nil {
 		return nil, d.err

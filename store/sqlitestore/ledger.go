@@ -3,6 +3,7 @@ package sqlitestore
 import (
 	"context"
 	"database/sql"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"iter"
@@ -41,25 +42,25 @@ CREATE TABLE exports (
 	withdrawal_credentials TEXT    NOT NULL,
 	claims                 INTEGER NOT NULL CHECK (claims >= 0),
 	sealed                 INTEGER NOT NULL CHECK (sealed IN (0, 1)),
-	created_by             TEXT    NOT NULL
+	created_by             TEXT    NOT NULL,
+	candidate_count        INTEGER NOT NULL CHECK (candidate_count >= 0),
+	member_count           INTEGER NOT NULL CHECK (member_count >= 0)
 ) STRICT, WITHOUT ROWID;
 
 CREATE INDEX exports_by_time ON exports (created_at, id);
 
 CREATE TABLE export_candidates (
 	export_id TEXT    NOT NULL REFERENCES exports (id),
-	pos       INTEGER NOT NULL CHECK (pos >= 0),
-	pubkey    TEXT    NOT NULL,
-	PRIMARY KEY (export_id, pos),
-	UNIQUE (export_id, pubkey)
+	chunk     INTEGER NOT NULL CHECK (chunk >= 0),
+	pubkeys   BLOB    NOT NULL CHECK (length(pubkeys) > 0 AND length(pubkeys) % 48 = 0),
+	PRIMARY KEY (export_id, chunk)
 ) STRICT, WITHOUT ROWID;
 
 CREATE TABLE export_members (
 	export_id TEXT    NOT NULL REFERENCES exports (id),
-	pos       INTEGER NOT NULL CHECK (pos >= 0),
-	pubkey    TEXT    NOT NULL,
-	PRIMARY KEY (export_id, pos),
-	UNIQUE (export_id, pubkey)
+	chunk     INTEGER NOT NULL CHECK (chunk >= 0),
+	pubkeys   BLOB    NOT NULL CHECK (length(pubkeys) > 0 AND length(pubkeys) % 48 = 0),
+	PRIMARY KEY (export_id, chunk)
 ) STRICT, WITHOUT ROWID;
 
 CREATE TABLE pins (
@@ -70,9 +71,13 @@ CREATE TABLE pins (
 
 const keyColumns = `pubkey, export_id, state, signer, version, updated_at, changed_by, note, interchange`
 
-// insertChunk is how many rows one multi-row INSERT of candidates or members
-// writes (3 parameters each, well under SQLite's limit of 32766).
-const insertChunk = 500
+// chunkPubkeys is how many pubkeys one row of export_candidates or
+// export_members holds, packed 48 bytes each (192,000 bytes). Lists are
+// stored in chunks rather than a row per pubkey: a 100,000-key export is 25
+// rows, not 100,000 rows and index entries.
+const chunkPubkeys = 4000
+
+const pubkeyBytes = store.PubkeyLen / 2
 
 // Ledger is the SQLite implementation of store.Ledger: its own file, apart
 // from the records file, with the same connection settings (WAL,
@@ -86,6 +91,14 @@ type Ledger struct {
 }
 
 var _ store.Ledger = (*Ledger)(nil)
+
+// LedgerSuffix is appended to the records file's path to name the ledger
+// file by default.
+const LedgerSuffix = ".ledger"
+
+// LedgerPath returns the default ledger file of the records file at path:
+// path + LedgerSuffix (ethkeygen.db -> ethkeygen.db.ledger).
+func LedgerPath(path string) string { return path + LedgerSuffix }
 
 // OpenLedger opens the ledger file at path, creating it (mode 0600) and its
 // schema if needed. It refuses a file that is not a ledger (a records file,
@@ -169,21 +182,18 @@ func (l *Ledger) Close() error {
 }
 
 // insertList writes pubkeys into table (export_candidates or export_members)
-// for exportID, in order, in multi-row INSERTs.
+// for exportID, in order, packed in chunks of chunkPubkeys.
 func insertList(ctx context.Context, tx *sql.Tx, table, exportID string, pubkeys []string) error {
-	for start := 0; start < len(pubkeys); start += insertChunk {
-		end := min(start+insertChunk, len(pubkeys))
-		var b strings.Builder
-		b.WriteString("INSERT INTO " + table + " (export_id, pos, pubkey) VALUES ")
-		args := make([]any, 0, 3*(end-start))
-		for i := start; i < end; i++ {
-			if i > start {
-				b.WriteString(", ")
+	for c := 0; c*chunkPubkeys < len(pubkeys); c++ {
+		part := pubkeys[c*chunkPubkeys : min((c+1)*chunkPubkeys, len(pubkeys))]
+		buf := make([]byte, 0, len(part)*pubkeyBytes)
+		for _, pk := range part {
+			var err error
+			if buf, err = hex.AppendDecode(buf, []byte(pk)); err != nil {
+				return fmt.Errorf("%w: pubkey %q: %v", store.ErrInvalid, pk, err)
 			}
-			b.WriteString("(?, ?, ?)")
-			args = append(args, exportID, i, pubkeys[i])
 		}
-		if _, err := tx.ExecContext(ctx, b.String(), args...); err != nil {
+		if _, err := tx.ExecContext(ctx, "INSERT INTO "+table+" (export_id, chunk, pubkeys) VALUES (?, ?, ?)", exportID, c, buf); err != nil {
 			return err
 		}
 	}
@@ -208,9 +218,9 @@ func (l *Ledger) CreateExport(ctx context.Context, e *store.Export) (*store.Expo
 	case !errors.Is(err, store.ErrNotFound):
 		return nil, l.wrapRead("create export", err)
 	}
-	_, err = tx.ExecContext(ctx, `INSERT INTO exports (id, created_at, network, withdrawal_credentials, claims, sealed, created_by)
-		VALUES (?, ?, ?, ?, 0, 0, ?)`,
-		e.ID, store.FormatTime(e.CreatedAt), e.Network, e.WithdrawalCredentials, e.By)
+	_, err = tx.ExecContext(ctx, `INSERT INTO exports (id, created_at, network, withdrawal_credentials, claims, sealed, created_by,
+		candidate_count, member_count) VALUES (?, ?, ?, ?, 0, 0, ?, ?, 0)`,
+		e.ID, store.FormatTime(e.CreatedAt), e.Network, e.WithdrawalCredentials, e.By, len(e.Candidates))
 	if err != nil {
 		return nil, l.wrap("create export", err)
 	}
@@ -251,13 +261,14 @@ type querier interface {
 // no common snapshot.
 func readExport(ctx context.Context, q querier, id string) (*store.Export, error) {
 	var (
-		e       store.Export
-		created string
-		sealed  int
+		e                store.Export
+		created          string
+		sealed           int
+		nCands, nMembers int
 	)
-	err := q.QueryRowContext(ctx, `SELECT id, created_at, network, withdrawal_credentials, claims, sealed, created_by
-		FROM exports WHERE id = ?`, id).
-		Scan(&e.ID, &created, &e.Network, &e.WithdrawalCredentials, &e.Claims, &sealed, &e.By)
+	err := q.QueryRowContext(ctx, `SELECT id, created_at, network, withdrawal_credentials, claims, sealed, created_by,
+		candidate_count, member_count FROM exports WHERE id = ?`, id).
+		Scan(&e.ID, &created, &e.Network, &e.WithdrawalCredentials, &e.Claims, &sealed, &e.By, &nCands, &nMembers)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("%w: export %s", store.ErrNotFound, id)
 	}
@@ -268,38 +279,51 @@ func readExport(ctx context.Context, q querier, id string) (*store.Export, error
 		return nil, fmt.Errorf("%w: export %s: bad created_at %q: %v", errDamaged, id, created, err)
 	}
 	e.Sealed = sealed == 1
-	if e.Candidates, err = readList(ctx, q, "export_candidates", id); err != nil {
+	if e.Candidates, err = readList(ctx, q, "export_candidates", id, nCands); err != nil {
 		return nil, err
 	}
 	if e.Sealed {
-		if e.Members, err = readList(ctx, q, "export_members", id); err != nil {
+		if e.Members, err = readList(ctx, q, "export_members", id, nMembers); err != nil {
 			return nil, err
 		}
 	}
 	return &e, nil
 }
 
-func readList(ctx context.Context, q querier, table, id string) ([]string, error) {
-	rows, err := q.QueryContext(ctx, `SELECT pos, pubkey FROM `+table+` WHERE export_id = ? ORDER BY pos`, id)
+func readList(ctx context.Context, q querier, table, id string, count int) ([]string, error) {
+	rows, err := q.QueryContext(ctx, `SELECT chunk, pubkeys FROM `+table+` WHERE export_id = ? ORDER BY chunk`, id)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
 	var out []string
+	if count > 0 {
+		out = make([]string, 0, count)
+	}
+	next := 0
 	for rows.Next() {
 		var (
-			pos int
-			pk  string
+			chunk int
+			buf   []byte
 		)
-		if err := rows.Scan(&pos, &pk); err != nil {
+		if err := rows.Scan(&chunk, &buf); err != nil {
 			return nil, err
 		}
-		if pos != len(out) {
-			return nil, fmt.Errorf("%w: export %s: %s has a gap at position %d", errDamaged, id, table, len(out))
+		if chunk != next || len(buf)%pubkeyBytes != 0 {
+			return nil, fmt.Errorf("%w: export %s: %s chunk %d out of order or torn", errDamaged, id, table, chunk)
 		}
-		out = append(out, pk)
+		next++
+		for i := 0; i < len(buf); i += pubkeyBytes {
+			out = append(out, hex.EncodeToString(buf[i:i+pubkeyBytes]))
+		}
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	if len(out) != count {
+		return nil, fmt.Errorf("%w: export %s: %s holds %d pubkeys, the header says %d", errDamaged, id, table, len(out), count)
+	}
+	return out, nil
 }
 
 // GetExport implements store.Ledger.
@@ -442,7 +466,8 @@ func (l *Ledger) SealExport(ctx context.Context, id string, members []string, cl
 	if err := store.ValidateMembers(id, e.Candidates, members); err != nil {
 		return err
 	}
-	res, err := tx.ExecContext(ctx, `UPDATE exports SET sealed = 1 WHERE id = ? AND sealed = 0 AND claims = ?`, id, claims)
+	res, err := tx.ExecContext(ctx, `UPDATE exports SET sealed = 1, member_count = ? WHERE id = ? AND sealed = 0 AND claims = ?`,
+		len(members), id, claims)
 	if err != nil {
 		return l.wrap("seal export", err)
 	}
@@ -497,6 +522,10 @@ func scanKey(rows *sql.Rows) (*store.KeyState, error) {
 	}
 	if len(interchange) > 0 {
 		ks.Interchange = interchange
+	}
+	if err := ks.Validate(); err != nil {
+		// Damage, not the caller's invalid argument: no ErrInvalid.
+		return nil, fmt.Errorf("%w: key %s: %s", errDamaged, ks.Pubkey, strings.TrimPrefix(err.Error(), store.ErrInvalid.Error()+": "))
 	}
 	return &ks, nil
 }

@@ -35,10 +35,15 @@
 // that neither Open nor OpenLedger accepts the other's file:
 //
 //	keys(pubkey PRIMARY KEY, export_id, state, signer, version, updated_at, changed_by, note, interchange)
-//	exports(id PRIMARY KEY, created_at, network, withdrawal_credentials, claims, sealed, created_by)
-//	export_candidates(export_id, pos, pubkey)   PRIMARY KEY (export_id, pos), UNIQUE (export_id, pubkey)
-//	export_members(export_id, pos, pubkey)      the same, written by SealExport
+//	exports(id PRIMARY KEY, created_at, network, withdrawal_credentials, claims, sealed, created_by,
+//	        candidate_count, member_count)
+//	export_candidates(export_id, chunk, pubkeys)   PRIMARY KEY (export_id, chunk)
+//	export_members(export_id, chunk, pubkeys)      the same, written by SealExport
 //	pins(name PRIMARY KEY, value)
+//
+// The candidate and member lists are stored in chunks of 4000 pubkeys
+// packed as binary, 48 bytes each, in file order (a 100,000-key export is 25
+// rows); reads check them against the counts in the header row.
 //
 // Every ledger write is one IMMEDIATE transaction: CreateExport writes the
 // header and all candidates; ClaimForExport checks that the export exists and

@@ -613,6 +613,20 @@ func testPutKey(t *testing.T, l store.Ledger) {
 	}
 	checkKey(t, "claimed key after v3", mustGetKey(t, l, pk), &exit)
 
+	// The largest Interchange and texts fit on every backend.
+	big := newKeyState(t)
+	big.Interchange = []byte(`"` + strings.Repeat("i", store.MaxInterchangeLen-2) + `"`)
+	big.Note = strings.Repeat("n", store.MaxTextLen)
+	big.By = strings.Repeat("b", store.MaxTextLen)
+	big.Signer = strings.Repeat("s", store.MaxTextLen)
+	if err := l.PutKey(ctx(t), big); err != nil {
+		t.Fatalf("PutKey(largest): %v", err)
+	}
+	checkKey(t, "largest", mustGetKey(t, l, big.Pubkey), big)
+	if got, err := l.Pin(ctx(t), strings.Repeat("p", store.MaxPinNameLen), strings.Repeat("v", store.MaxPinValueLen)); err != nil || len(got) != store.MaxPinValueLen {
+		t.Fatalf("Pin(largest) = %d bytes, %v", len(got), err)
+	}
+
 	// An empty Interchange reads back as nil.
 	emptyIC := newKeyState(t)
 	emptyIC.Interchange = []byte{}
@@ -645,6 +659,10 @@ func testPutKeyInvalid(t *testing.T, l store.Ledger) {
 		"zero time":       func(k *store.KeyState) { k.UpdatedAt = time.Time{} },
 		"bad interchange": func(k *store.KeyState) { k.Interchange = []byte(`{"data":`) },
 		"bad export id":   func(k *store.KeyState) { k.ExportID = "a#b" },
+		"long note":       func(k *store.KeyState) { k.Note = strings.Repeat("n", store.MaxTextLen+1) },
+		"long interchange": func(k *store.KeyState) {
+			k.Interchange = []byte(`"` + strings.Repeat("i", store.MaxInterchangeLen) + `"`)
+		},
 	} {
 		k := newKeyState(t)
 		m(k)
@@ -750,7 +768,8 @@ func testPin(t *testing.T, l store.Ledger) {
 	if got, err := l.Pin(ctx(t), "long#name with spaces/and slashes", long); err != nil || got != long {
 		t.Fatalf("Pin(long) = %d chars, %v", len(got), err)
 	}
-	for name, args := range map[string][2]string{"empty name": {"", "v"}, "empty value": {"n", ""}} {
+	for name, args := range map[string][2]string{"empty name": {"", "v"}, "empty value": {"n", ""},
+		"long name": {strings.Repeat("n", store.MaxPinNameLen+1), "v"}, "long value": {"n", strings.Repeat("v", store.MaxPinValueLen+1)}} {
 		if _, err := l.Pin(ctx(t), args[0], args[1]); !errors.Is(err, store.ErrInvalid) {
 			t.Errorf("Pin(%s) = %v, want ErrInvalid", name, err)
 		}
