@@ -23,7 +23,8 @@ type KeyState struct {
 	Interchange []byte    // EIP-3076 interchange JSON returned by the last signer (public), or nil
 }
 
-// LedgerState reports whether s is a state a [KeyState] may hold: exported,
+// LedgerState reports whether s is a state a [KeyState] may hold: imported (an
+// imported key released by its signer), exported,
 // deposited, exit-signed or retired.
 func LedgerState(s Status) bool {
 	switch s {

@@ -76,7 +76,6 @@ func TestKeyStateValidate(t *testing.T) {
 	for name, m := range map[string]func(k *store.KeyState){
 		"pubkey":      func(k *store.KeyState) { k.Pubkey = "ab" },
 		"generated":   func(k *store.KeyState) { k.State = store.StatusGenerated },
-		"imported":    func(k *store.KeyState) { k.State = store.StatusImported },
 		"version":     func(k *store.KeyState) { k.Version = 0 },
 		"time":        func(k *store.KeyState) { k.UpdatedAt = time.Time{} },
 		"interchange": func(k *store.KeyState) { k.Interchange = []byte("{") },

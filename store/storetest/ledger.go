@@ -651,7 +651,6 @@ func testPutKeyInvalid(t *testing.T, l store.Ledger) {
 	for name, m := range map[string]func(k *store.KeyState){
 		"bad pubkey":      func(k *store.KeyState) { k.Pubkey = "0x" + k.Pubkey[2:] },
 		"generated":       func(k *store.KeyState) { k.State = store.StatusGenerated },
-		"imported":        func(k *store.KeyState) { k.State = store.StatusImported },
 		"no state":        func(k *store.KeyState) { k.State = "" },
 		"unknown state":   func(k *store.KeyState) { k.State = "lost" },
 		"version 0":       func(k *store.KeyState) { k.Version = 0 },
