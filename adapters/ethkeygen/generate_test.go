@@ -179,7 +179,12 @@ func TestGenerateOnAWSStandIns(t *testing.T) {
 	// A missing KMS key: one clear line, non-zero exit, nothing stored.
 	bad := []string{"--count", "1", "--chain", "hoodi", "--bls-withdrawal", "--kms-key-id", "arn:aws:kms:eu-west-1:111122223333:key/00000000-0000-0000-0000-000000000000",
 		"--dynamodb-table", table, "--out", dir, "--secret-format", "raw", "--request-id", "aws-missing-key"}
-	if r := runCLI(t, append([]string{"generate"}, bad...)...); r.code == 0 || !strings.Contains(r.stderr, "NotFound") || strings.Count(r.stderr, "\n") > 2 {
+	// Another KMS key than the store's first one is refused by the pin...
+	if r := runCLI(t, append([]string{"generate"}, bad...)...); r.code != 1 || !strings.Contains(r.stderr, "not the key this store was first used with") {
+		t.Fatalf("another key: %+v", r)
+	}
+	// ...and, when the change is deliberate, a key that does not exist fails cleanly.
+	if r := runCLI(t, append([]string{"generate", "--new-recipient"}, bad...)...); r.code == 0 || !strings.Contains(r.stderr, "NotFound") || strings.Count(r.stderr, "\n") > 2 {
 		t.Fatalf("missing key: %+v", r)
 	}
 	r = runCLI(t, "list", "--dynamodb-table", table, "--request-id", "aws-missing-key")

@@ -19,7 +19,8 @@ func TestExampleRuns(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%v: %s", err, out)
 	}
-	if !strings.Contains(string(out), "2 validators, Launchpad file of 1408 bytes") || !strings.Contains(string(out), "([REDACTED])") {
+	if !strings.Contains(string(out), "2 validators, export req-example-1: deposit_data-") ||
+		!strings.Contains(string(out), "-req-example-1.json of 1408 bytes") || !strings.Contains(string(out), "([REDACTED])") {
 		t.Fatalf("unexpected output: %s", out)
 	}
 }

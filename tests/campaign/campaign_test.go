@@ -17,6 +17,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"net"
 	"net/http"
@@ -492,10 +493,12 @@ func TestThrottledDynamoDB(t *testing.T) {
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if throttle.Load() && n.Add(1)%3 == 0 {
 			_, _ = io.Copy(io.Discard, r.Body)
+			body := `{"__type":"com.amazon.coral.availability#ThrottlingException","message":"Rate of requests exceeds the allowed throughput."}`
 			w.Header().Set("Content-Type", "application/x-amz-json-1.0")
 			w.Header().Set("x-amzn-ErrorType", "ThrottlingException")
+			w.Header().Set("x-amz-crc32", fmt.Sprint(crc32.ChecksumIEEE([]byte(body)))) // as DynamoDB sends it
 			w.WriteHeader(400)
-			_, _ = io.WriteString(w, `{"__type":"com.amazon.coral.availability#ThrottlingException","message":"Rate of requests exceeds the allowed throughput."}`)
+			_, _ = io.WriteString(w, body)
 			return
 		}
 		proxy.ServeHTTP(w, r)
