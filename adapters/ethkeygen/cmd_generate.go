@@ -285,6 +285,9 @@ func runExportDeposits(ctx context.Context, e *env, args []string) error {
 	}
 	defer lc.Close()
 	res, err := lc.cust.Export(ctx, req)
+	if errors.Is(err, custody.ErrNothingToExport) {
+		return fmt.Errorf("%w (list --exports shows the exports; export-deposits --export-id ID writes one again)", err)
+	}
 	if err != nil {
 		return err
 	}
