@@ -68,10 +68,18 @@ func TestRIERefusesEndpointOverrides(t *testing.T) {
 			if strings.Contains(body, "InvalidRequest") {
 				t.Fatalf("the function started and served with %s set: HTTP %d %s", tc.variable, status, body)
 			}
+			// The emulator answers when the runtime exits; its output may
+			// reach us a little later.
 			var lines []string
-			for _, l := range strings.Split(f.output.String(), "\n") {
-				if strings.Contains(l, "refusing to start") {
-					lines = append(lines, l)
+			for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+				lines = lines[:0]
+				for _, l := range strings.Split(f.output.String(), "\n") {
+					if strings.Contains(l, "refusing to start") {
+						lines = append(lines, l)
+					}
+				}
+				if len(lines) > 0 && strings.Contains(f.output.String(), "Init failed") || time.Now().After(deadline) {
+					break
 				}
 			}
 			if len(lines) != 1 || !strings.Contains(lines[0], tc.variable) || !strings.Contains(lines[0], `"level":"ERROR"`) {

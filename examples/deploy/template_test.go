@@ -393,8 +393,8 @@ func checkKeyPolicy(tpl template) []error {
 func checkRetain(tpl template) []error {
 	var errs []error
 	ids := append(tpl.ofType("AWS::KMS::Key"), tpl.ofType("AWS::DynamoDB::Table")...)
-	if len(ids) != 2 {
-		errs = append(errs, fmt.Errorf("want one key and one table, have %v", ids))
+	if len(ids) != 3 {
+		errs = append(errs, fmt.Errorf("want one key and two tables (records, ledger), have %v", ids))
 	}
 	for _, id := range ids {
 		r := tpl.resource(id)
@@ -547,10 +547,11 @@ func TestFunctionEnvironment(t *testing.T) {
 	tpl := loadTemplate(t)
 	env := asMap(asMap(tpl.props("GeneratorFunction")["Environment"])["Variables"])
 	want := map[string]any{
-		"ETHKEYGEN_KMS_KEY_ID":     getAtt("DataKey", "Arn"),
-		"ETHKEYGEN_TABLE":          ref("Table"),
-		"ETHKEYGEN_ALLOWED_CHAINS": ref("AllowedChains"),
-		"ETHKEYGEN_MAX_COUNT":      ref("MaxCount"),
+		"ETHKEYGEN_KMS_KEY_ID":                   getAtt("DataKey", "Arn"),
+		"ETHKEYGEN_TABLE":                        ref("Table"),
+		"ETHKEYGEN_ALLOWED_CHAINS":               ref("AllowedChains"),
+		"ETHKEYGEN_MAX_COUNT":                    ref("MaxCount"),
+		"ETHKEYGEN_ALLOWED_WITHDRAWAL_ADDRESSES": ref("AllowedWithdrawalAddresses"),
 	}
 	if !reflect.DeepEqual(env, want) {
 		t.Errorf("environment = %v, want %v", env, want)
