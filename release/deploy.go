@@ -60,8 +60,8 @@ type Deployed struct {
 }
 
 // Deploy points the function at one pinned version of the signed object
-// with UpdateFunctionCode. It first reads that object (its latest version,
-// whose id it pins), and refuses it unless its bootstrap has the manifest's
+// with UpdateFunctionCode. It first reads that object (Signed.VersionID, or
+// else its latest version, whose id it pins), and refuses it unless its bootstrap has the manifest's
 // BootstrapSHA256; after the update it requires Lambda's CodeSha256 (base64
 // SHA-256 of the zip deployed) to equal that of the bytes it checked, so an
 // object overwritten in between is detected (ErrMismatch). Lambda checks the
@@ -79,12 +79,19 @@ func Deploy(ctx context.Context, lc LambdaAPI, sc S3GetAPI, in DeployInput) (*De
 	if in.Arch != in.Manifest.Arch {
 		return nil, fmt.Errorf("%w: deploying %s, the manifest is for %s", ErrInvalid, in.Arch, in.Manifest.Arch)
 	}
-	obj, err := sc.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(in.Signed.Bucket), Key: aws.String(in.Signed.Key)})
+	get := &s3.GetObjectInput{Bucket: aws.String(in.Signed.Bucket), Key: aws.String(in.Signed.Key)}
+	if in.Signed.VersionID != "" {
+		get.VersionId = aws.String(in.Signed.VersionID)
+	}
+	obj, err := sc.GetObject(ctx, get)
 	if err != nil {
 		return nil, fmt.Errorf("release: s3 GetObject s3://%s/%s: %w", in.Signed.Bucket, in.Signed.Key, err)
 	}
 	defer obj.Body.Close()
 	version := aws.ToString(obj.VersionId)
+	if in.Signed.VersionID != "" && version != in.Signed.VersionID {
+		return nil, fmt.Errorf("%w: asked S3 for version %s of s3://%s/%s, got %q", ErrMismatch, in.Signed.VersionID, in.Signed.Bucket, in.Signed.Key, version)
+	}
 	if version == "" || version == "null" {
 		return nil, fmt.Errorf("%w: s3://%s/%s has no version id: Deploy pins an object version", ErrUnversioned, in.Signed.Bucket, in.Signed.Key)
 	}
@@ -155,11 +162,16 @@ func checkBootstrap(b []byte, bootstrapSHA256 string) error {
 }
 
 // StackParameters are the template's code parameters for the signed object,
-// in the Key=Value form of `aws cloudformation deploy --parameter-overrides`.
+// in the Key=Value form of `aws cloudformation deploy --parameter-overrides`,
+// with CodeObjectVersion when the signed object's version is known.
 func StackParameters(s *Signed, arch string) []string {
-	return []string{
+	p := []string{
 		"Architecture=" + arch,
 		"CodeBucket=" + s.Bucket,
 		"CodeKey=" + s.Key,
 	}
+	if s.VersionID != "" {
+		p = append(p, "CodeObjectVersion="+s.VersionID)
+	}
+	return p
 }

@@ -38,7 +38,8 @@ func (h *hookLambda) UpdateFunctionCode(ctx context.Context, in *lambda.UpdateFu
 // TestDeployPinsTheCheckedVersion: an object overwritten at the signed key
 // between Deploy's check and Lambda's fetch is not what gets deployed:
 // Deploy pins the version it checked (red without S3ObjectVersion: Lambda
-// takes the latest version).
+// takes the latest version). And a version written after signing is never
+// deployed: the signed object's version is pinned at signing.
 func TestDeployPinsTheCheckedVersion(t *testing.T) {
 	w := newWorld(t)
 	ctx := t.Context()
@@ -46,6 +47,15 @@ func TestDeployPinsTheCheckedVersion(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	w.s3.Tamper(signed.Bucket, signed.Key, func(b []byte) []byte { return append(b, 0) })
+	if _, err := release.Deploy(ctx, w.lambda, w.s3, release.DeployInput{Manifest: w.m, FunctionName: function, Signed: signed, Arch: "arm64"}); err != nil {
+		t.Fatalf("the pinned signed version: %v", err)
+	}
+	if f := w.lambda.Function(function); !bytes.Equal(f.Code, w.zip) {
+		t.Fatal("deployed the version written after signing")
+	}
+	signed.VersionID = "" // from here: the latest version at Deploy time
+	w.s3.Tamper(signed.Bucket, signed.Key, func(b []byte) []byte { return b[:len(b)-1] }) // the signed bytes again, a new version
 	checked, ok := w.s3.Get(signed.Bucket, signed.Key, "")
 	if !ok {
 		t.Fatal("no signed object")

@@ -79,7 +79,7 @@ func TestUploadSignDeploy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if signed.Bucket != bucket || !strings.HasPrefix(signed.Key, "signed/"+commit+"/") || signed.SourceVersionID == "" || signed.ProfileName != w.profile.Name {
+	if signed.Bucket != bucket || !strings.HasPrefix(signed.Key, "signed/"+commit+"/") || signed.SourceVersionID == "" || signed.VersionID == "" || signed.ProfileName != w.profile.Name {
 		t.Fatalf("signed = %+v", signed)
 	}
 	d, err := release.Deploy(ctx, w.lambda, w.s3, release.DeployInput{Manifest: w.m, FunctionName: function, Signed: signed, Arch: "arm64", Publish: true})
@@ -93,7 +93,7 @@ func TestUploadSignDeploy(t *testing.T) {
 		t.Errorf("function code or arch not updated: arch %q", f.Arch)
 	}
 	params := strings.Join(release.StackParameters(signed, "arm64"), " ")
-	if !strings.Contains(params, "CodeKey="+signed.Key) || !strings.Contains(params, "CodeBucket="+bucket) {
+	if !strings.Contains(params, "CodeKey="+signed.Key) || !strings.Contains(params, "CodeBucket="+bucket) || !strings.Contains(params, "CodeObjectVersion="+signed.VersionID) {
 		t.Errorf("stack parameters %q", params)
 	}
 }
@@ -139,8 +139,13 @@ func TestDeployRefusesCodeChangedAfterSigning(t *testing.T) {
 		t.Fatal(err)
 	}
 	w.s3.Tamper(signed.Bucket, signed.Key, func(b []byte) []byte { return append(b, 0) })
-	_, err = release.Deploy(ctx, w.lambda, w.s3, release.DeployInput{Manifest: w.m, FunctionName: function, Signed: signed, Arch: "arm64"})
+	// Deploying the key's latest version (no pinned version) reaches
+	// Lambda's integrity check, which refuses it.
+	latest := *signed
+	latest.VersionID = ""
+	_, err = release.Deploy(ctx, w.lambda, w.s3, release.DeployInput{Manifest: w.m, FunctionName: function, Signed: &latest, Arch: "arm64"})
 	wantCode[*lambdatypes.InvalidCodeSignatureException](t, err)
+	signed = &latest
 
 	// Even in Warn mode an integrity failure blocks the deployment, while
 	// unsigned code goes through: which is why the template enforces.

@@ -137,6 +137,15 @@ func (s *S3) GetObject(ctx context.Context, in *s3.GetObjectInput, _ ...func(*s3
 	return out, nil
 }
 
+// HeadObject is GetObject without the body.
+func (s *S3) HeadObject(ctx context.Context, in *s3.HeadObjectInput, _ ...func(*s3.Options)) (*s3.HeadObjectOutput, error) {
+	out, err := s.GetObject(ctx, &s3.GetObjectInput{Bucket: in.Bucket, Key: in.Key, VersionId: in.VersionId})
+	if err != nil {
+		return nil, err
+	}
+	return &s3.HeadObjectOutput{VersionId: out.VersionId, ContentLength: out.ContentLength, Metadata: out.Metadata}, nil
+}
+
 // Get returns an object version ("" for the latest).
 func (s *S3) Get(bucket, key, version string) (Object, bool) {
 	s.mu.Lock()
