@@ -54,7 +54,7 @@ func TestDeployPinsTheCheckedVersion(t *testing.T) {
 	if f := w.lambda.Function(function); !bytes.Equal(f.Code, w.zip) {
 		t.Fatal("deployed the version written after signing")
 	}
-	signed.VersionID = "" // from here: the latest version at Deploy time
+	signed.VersionID = ""                                                                 // from here: the latest version at Deploy time
 	w.s3.Tamper(signed.Bucket, signed.Key, func(b []byte) []byte { return b[:len(b)-1] }) // the signed bytes again, a new version
 	checked, ok := w.s3.Get(signed.Bucket, signed.Key, "")
 	if !ok {
