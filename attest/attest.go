@@ -81,11 +81,31 @@ type Sign1 struct {
 // coseAlgES384 is the COSE algorithm identifier of ECDSA with SHA-384.
 const coseAlgES384 = -35
 
+// MaxFieldSize is the longest public_key, user_data and nonce: the NSM
+// accepts up to 1024 bytes for each, and real documents carry that much.
+const MaxFieldSize = 1024
+
 var decMode = func() cbor.DecMode {
 	m, err := cbor.DecOptions{
 		DupMapKey:       cbor.DupMapKeyEnforcedAPF,
 		MaxNestedLevels: 8,
 		IndefLength:     cbor.IndefLengthForbidden,
+	}.DecMode()
+	if err != nil {
+		panic(err)
+	}
+	return m
+}()
+
+// payloadDecMode decodes the payload: current NSM firmware encodes its map
+// with indefinite length (0xbf ... 0xff), older firmware with a definite
+// one; both are accepted. Duplicate keys are still refused, and the
+// signature covers the payload's bytes as sent.
+var payloadDecMode = func() cbor.DecMode {
+	m, err := cbor.DecOptions{
+		DupMapKey:       cbor.DupMapKeyEnforcedAPF,
+		MaxNestedLevels: 8,
+		IndefLength:     cbor.IndefLengthAllowed,
 	}.DecMode()
 	if err != nil {
 		panic(err)
@@ -128,7 +148,7 @@ func Parse(doc []byte) (*Sign1, *Document, error) {
 		return nil, nil, fmt.Errorf("%w: algorithm is not ES384", ErrFormat)
 	}
 	var d Document
-	if err := decMode.Unmarshal(s.Payload, &d); err != nil {
+	if err := payloadDecMode.Unmarshal(s.Payload, &d); err != nil {
 		return nil, nil, fmt.Errorf("%w: payload: %v", ErrFormat, err)
 	}
 	switch {
@@ -142,7 +162,7 @@ func Parse(doc []byte) (*Sign1, *Document, error) {
 		return nil, nil, fmt.Errorf("%w: %d PCRs", ErrFormat, len(d.PCRs))
 	case len(d.Certificate) == 0 || len(d.CABundle) == 0:
 		return nil, nil, fmt.Errorf("%w: no certificate", ErrFormat)
-	case len(d.PublicKey) > 1024 || len(d.UserData) > 512 || len(d.Nonce) > 512:
+	case len(d.PublicKey) > MaxFieldSize || len(d.UserData) > MaxFieldSize || len(d.Nonce) > MaxFieldSize:
 		return nil, nil, fmt.Errorf("%w: field too long", ErrFormat)
 	}
 	for i, v := range d.PCRs {

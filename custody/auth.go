@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 
 	"github.com/ethkeygen/ethkeygen/envelope"
@@ -99,6 +100,18 @@ const (
 	ContextNetwork     = "network"
 	ContextCredentials = "withdrawal_credentials"
 )
+
+// EncryptionContextKeys are the keys of every sealed secret's encryption
+// context (sorted; the envelope adds "format"): what a KMS key policy's
+// kms:EncryptionContextKeys condition must allow.
+func EncryptionContextKeys() []string {
+	keys := []string{envelope.FormatKey}
+	for k := range sealContext(&store.Record{}, PurposeSecret) {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
 
 // sealContext is the encryption context of a record's secret (purpose
 // PurposeSecret) or separately sealed mnemonic (PurposeMnemonic). It holds

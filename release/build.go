@@ -6,20 +6,41 @@ import (
 	"compress/flate"
 	"context"
 	"crypto/sha256"
+	"debug/buildinfo"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"runtime"
 	"strings"
 	"time"
 )
 
-// DefaultPackage is the Lambda adapter's main package.
+// DefaultPackage is the Lambda adapter's main package: the one package
+// Verify builds unless the release manager names another on its command
+// line. The manifest's package is never trusted.
 const DefaultPackage = "./adapters/lambda"
+
+// CheckPackage refuses a main package that `go test ./...`, `go vet ./...`
+// and linters never see: a path with a testdata, vendor, "." or "_" element
+// (the go command skips those directories in ./... patterns), or anything
+// but a clean "./dir/..." path inside the module.
+func CheckPackage(pkg string) error {
+	rest, ok := strings.CutPrefix(pkg, "./")
+	if !ok || rest == "" || path.Clean(rest) != rest {
+		return fmt.Errorf("%w: package %q: want a clean ./path inside the module", ErrInvalid, pkg)
+	}
+	for _, el := range strings.Split(rest, "/") {
+		if el == "testdata" || el == "vendor" || el == ".." || strings.HasPrefix(el, ".") || strings.HasPrefix(el, "_") || strings.ContainsAny(el, "\\*") {
+			return fmt.Errorf("%w: package %q: %q directories are not built, tested or vetted by ./...; a release is never built from one", ErrInvalid, pkg, el)
+		}
+	}
+	return nil
+}
 
 // VersionVar is the linker variable that carries the commit into the binary.
 const VersionVar = "github.com/ethkeygen/ethkeygen/internal/version.buildHash"
@@ -74,6 +95,11 @@ type Manifest struct {
 	BootstrapSHA256 string   `json:"bootstrap_sha256"`
 	BuildFlags      []string `json:"build_flags"`
 	BuildEnv        []string `json:"build_env"`
+	// MainPath and Modules are read from the built binary's build info: the
+	// import path of its main package and every module linked in
+	// ("path@version"), as verify prints them.
+	MainPath string   `json:"main_path,omitempty"`
+	Modules  []string `json:"modules,omitempty"`
 }
 
 // ZipName is the zip's file name for a Lambda architecture.
@@ -176,8 +202,20 @@ func expand(env []string, dir string) []string {
 }
 
 // Build compiles the Lambda binary as bootstrap, packs it into
-// OutDir/ethkeygen-lambda-<arch>.zip and writes the manifest beside it.
+// OutDir/ethkeygen-lambda-<arch>.zip and writes the manifest beside it. It
+// refuses a package CheckPackage refuses.
 func Build(ctx context.Context, cfg Config) (*Manifest, error) {
+	if cfg.Package == "" {
+		cfg.Package = DefaultPackage
+	}
+	if err := CheckPackage(cfg.Package); err != nil {
+		return nil, err
+	}
+	return build(ctx, cfg)
+}
+
+// build is Build without the package check.
+func build(ctx context.Context, cfg Config) (*Manifest, error) {
 	ga, err := cfg.defaults()
 	if err != nil {
 		return nil, err
@@ -231,6 +269,21 @@ func Build(ctx context.Context, cfg Config) (*Manifest, error) {
 	if err := CheckBinary(bootstrap, ga, cfg.Dir, tmp); err != nil {
 		return nil, err
 	}
+	bi, err := buildinfo.Read(bytes.NewReader(bootstrap))
+	if err != nil {
+		return nil, fmt.Errorf("%w: bootstrap has no build info: %w", ErrBuild, err)
+	}
+	var modules []string
+	for _, d := range bi.Deps {
+		mod := d.Path + "@" + d.Version
+		if r := d.Replace; r != nil {
+			mod += " => " + r.Path
+			if r.Version != "" {
+				mod += "@" + r.Version
+			}
+		}
+		modules = append(modules, mod)
+	}
 	var z bytes.Buffer
 	if err := WriteZip(&z, bootstrap); err != nil {
 		return nil, err
@@ -250,6 +303,8 @@ func Build(ctx context.Context, cfg Config) (*Manifest, error) {
 		BootstrapSHA256: SHA256(bootstrap),
 		BuildFlags:      flags,
 		BuildEnv:        env,
+		MainPath:        bi.Path,
+		Modules:         modules,
 	}
 	if err := os.MkdirAll(cfg.OutDir, 0o755); err != nil {
 		return nil, err
@@ -377,8 +432,21 @@ func Verify(ctx context.Context, cfg Config, want *Manifest) (*Manifest, error) 
 	cfg.Arch = want.Arch
 	cfg.Commit = want.Commit
 	cfg.AllowDirty = false
+	// The package built is the release manager's choice (DefaultPackage
+	// unless given), never the manifest's: a manifest naming another
+	// package is refused before anything is built.
 	if cfg.Package == "" {
-		cfg.Package = want.Package
+		cfg.Package = DefaultPackage
+	}
+	if err := CheckPackage(cfg.Package); err != nil {
+		return nil, err
+	}
+	if err := CheckPackage(want.Package); err != nil {
+		return nil, fmt.Errorf("manifest: %w", err)
+	}
+	if want.Package != cfg.Package {
+		return nil, fmt.Errorf("%w: the manifest names package %q; verify builds %q (the release manager chooses the package, not the manifest)",
+			ErrInvalid, want.Package, cfg.Package)
 	}
 	out, err := os.MkdirTemp("", "ethkeygen-verify-")
 	if err != nil {
@@ -390,7 +458,23 @@ func Verify(ctx context.Context, cfg Config, want *Manifest) (*Manifest, error) 
 	if err != nil {
 		return nil, err
 	}
+	if !strings.HasSuffix(got.MainPath, "/"+strings.TrimPrefix(cfg.Package, "./")) {
+		return got, fmt.Errorf("%w: the binary's main package is %q, not %s", ErrMismatch, got.MainPath, cfg.Package)
+	}
 	return got, Compare(want, got)
+}
+
+// VerifiedReport is what `ethkeygen-release verify` prints for a verified
+// rebuild: the package, commit, architecture, hashes and every module
+// version linked into the binary, one per line after the OK line.
+func VerifiedReport(m *Manifest) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "OK package %s (%s) commit %s %s zip sha256 %s bootstrap sha256 %s %s\n",
+		m.Package, m.MainPath, m.Commit, m.Arch, m.ZipSHA256, m.BootstrapSHA256, m.GoVersion)
+	for _, mod := range m.Modules {
+		fmt.Fprintf(&b, "  module %s\n", mod)
+	}
+	return b.String()
 }
 
 // Checkout clones repo (a path or URL git understands) into dir and checks

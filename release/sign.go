@@ -19,6 +19,7 @@ import (
 // S3API is the part of the S3 client UploadAndSign uses.
 type S3API interface {
 	PutObject(ctx context.Context, in *s3.PutObjectInput, optFns ...func(*s3.Options)) (*s3.PutObjectOutput, error)
+	HeadObject(ctx context.Context, in *s3.HeadObjectInput, optFns ...func(*s3.Options)) (*s3.HeadObjectOutput, error)
 }
 
 // SignerAPI is the part of the AWS Signer client UploadAndSign uses.
@@ -61,6 +62,9 @@ type SignInput struct {
 // Signed is the signed object to deploy.
 type Signed struct {
 	Bucket, Key string
+	// VersionID is the S3 version of the signed object, read right after
+	// the signing job: the stack (CodeObjectVersion) and Deploy pin it.
+	VersionID string `json:",omitempty"`
 	// SourceVersionID is the S3 version of the unsigned zip that was signed.
 	SourceVersionID string
 	JobID           string
@@ -128,9 +132,20 @@ func UploadAndSign(ctx context.Context, s3c S3API, sc SignerAPI, in SignInput) (
 	if job.SignedObject == nil || job.SignedObject.S3 == nil || aws.ToString(job.SignedObject.S3.Key) == "" {
 		return nil, fmt.Errorf("%w: job %s succeeded without a signed object", ErrSigning, jobID)
 	}
+	signedBucket, signedKey := aws.ToString(job.SignedObject.S3.BucketName), aws.ToString(job.SignedObject.S3.Key)
+	// Pin the signed object's version now, so that the stack and Deploy
+	// name it rather than whatever is at the key later.
+	head, err := s3c.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(signedBucket), Key: aws.String(signedKey)})
+	if err != nil {
+		return nil, fmt.Errorf("release: s3 HeadObject s3://%s/%s: %w", signedBucket, signedKey, err)
+	}
+	if v := aws.ToString(head.VersionId); v == "" || v == "null" {
+		return nil, fmt.Errorf("%w: the signed object s3://%s/%s has no version id (enable versioning on the destination bucket)", ErrUnversioned, signedBucket, signedKey)
+	}
 	return &Signed{
-		Bucket:          aws.ToString(job.SignedObject.S3.BucketName),
-		Key:             aws.ToString(job.SignedObject.S3.Key),
+		Bucket:          signedBucket,
+		Key:             signedKey,
+		VersionID:       aws.ToString(head.VersionId),
 		SourceVersionID: version,
 		JobID:           jobID,
 		ProfileName:     aws.ToString(job.ProfileName),

@@ -22,6 +22,8 @@ const (
 	bucket   = "ethkeygen-releases"
 	function = "ethkeygen-generator"
 	commit   = "0123456789abcdef0123456789abcdef01234567"
+
+	pretendBootstrap = "\x7fELF pretend bootstrap"
 )
 
 // world is one account: a versioned bucket, a Signer with the release
@@ -53,11 +55,12 @@ func newWorld(t *testing.T) *world {
 		},
 	})
 	var z bytes.Buffer
-	if err := release.WriteZip(&z, []byte("\x7fELF pretend bootstrap")); err != nil {
+	if err := release.WriteZip(&z, []byte(pretendBootstrap)); err != nil {
 		t.Fatal(err)
 	}
 	w.zip = z.Bytes()
-	w.m = &release.Manifest{Schema: 1, Commit: commit, Arch: "arm64", Zip: release.ZipName("arm64"), ZipSHA256: release.SHA256(w.zip)}
+	w.m = &release.Manifest{Schema: 1, Commit: commit, Arch: "arm64", Zip: release.ZipName("arm64"), ZipSHA256: release.SHA256(w.zip),
+		BootstrapSHA256: release.SHA256([]byte(pretendBootstrap))}
 	return w
 }
 
@@ -76,10 +79,10 @@ func TestUploadSignDeploy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if signed.Bucket != bucket || !strings.HasPrefix(signed.Key, "signed/"+commit+"/") || signed.SourceVersionID == "" || signed.ProfileName != w.profile.Name {
+	if signed.Bucket != bucket || !strings.HasPrefix(signed.Key, "signed/"+commit+"/") || signed.SourceVersionID == "" || signed.VersionID == "" || signed.ProfileName != w.profile.Name {
 		t.Fatalf("signed = %+v", signed)
 	}
-	d, err := release.Deploy(ctx, w.lambda, release.DeployInput{FunctionName: function, Signed: signed, Arch: "arm64", Publish: true})
+	d, err := release.Deploy(ctx, w.lambda, w.s3, release.DeployInput{Manifest: w.m, FunctionName: function, Signed: signed, Arch: "arm64", Publish: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,7 +93,7 @@ func TestUploadSignDeploy(t *testing.T) {
 		t.Errorf("function code or arch not updated: arch %q", f.Arch)
 	}
 	params := strings.Join(release.StackParameters(signed, "arm64"), " ")
-	if !strings.Contains(params, "CodeKey="+signed.Key) || !strings.Contains(params, "CodeBucket="+bucket) {
+	if !strings.Contains(params, "CodeKey="+signed.Key) || !strings.Contains(params, "CodeBucket="+bucket) || !strings.Contains(params, "CodeObjectVersion="+signed.VersionID) {
 		t.Errorf("stack parameters %q", params)
 	}
 }
@@ -110,7 +113,7 @@ func TestDeployRefusesUnsignedCode(t *testing.T) {
 	if _, err := w.s3.PutObject(ctx, &s3.PutObjectInput{Bucket: &in.Bucket, Key: &in.Key, Body: bytes.NewReader(w.zip)}); err != nil {
 		t.Fatal(err)
 	}
-	_, err := release.Deploy(ctx, w.lambda, release.DeployInput{FunctionName: function, Signed: &release.Signed{Bucket: bucket, Key: in.Key}, Arch: "arm64"})
+	_, err := release.Deploy(ctx, w.lambda, w.s3, release.DeployInput{Manifest: w.m, FunctionName: function, Signed: &release.Signed{Bucket: bucket, Key: in.Key}, Arch: "arm64"})
 	wantCode[*lambdatypes.CodeVerificationFailedException](t, err)
 	if f := w.lambda.Function(function); f.Code != nil {
 		t.Error("unsigned code was deployed")
@@ -124,7 +127,7 @@ func TestDeployRefusesCodeSignedByAnotherProfile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err) // the rogue profile can sign; Lambda must refuse it
 	}
-	_, err = release.Deploy(ctx, w.lambda, release.DeployInput{FunctionName: function, Signed: signed, Arch: "arm64"})
+	_, err = release.Deploy(ctx, w.lambda, w.s3, release.DeployInput{Manifest: w.m, FunctionName: function, Signed: signed, Arch: "arm64"})
 	wantCode[*lambdatypes.CodeVerificationFailedException](t, err)
 }
 
@@ -136,16 +139,21 @@ func TestDeployRefusesCodeChangedAfterSigning(t *testing.T) {
 		t.Fatal(err)
 	}
 	w.s3.Tamper(signed.Bucket, signed.Key, func(b []byte) []byte { return append(b, 0) })
-	_, err = release.Deploy(ctx, w.lambda, release.DeployInput{FunctionName: function, Signed: signed, Arch: "arm64"})
+	// Deploying the key's latest version (no pinned version) reaches
+	// Lambda's integrity check, which refuses it.
+	latest := *signed
+	latest.VersionID = ""
+	_, err = release.Deploy(ctx, w.lambda, w.s3, release.DeployInput{Manifest: w.m, FunctionName: function, Signed: &latest, Arch: "arm64"})
 	wantCode[*lambdatypes.InvalidCodeSignatureException](t, err)
+	signed = &latest
 
 	// Even in Warn mode an integrity failure blocks the deployment, while
 	// unsigned code goes through: which is why the template enforces.
 	w.lambda.AddFunction(&releasetest.Function{Name: "warn", CodeSigning: &releasetest.CodeSigningConfig{AllowedProfileVersionArns: []string{w.profile.VersionArn}}})
-	_, err = release.Deploy(ctx, w.lambda, release.DeployInput{FunctionName: "warn", Signed: signed, Arch: "arm64"})
+	_, err = release.Deploy(ctx, w.lambda, w.s3, release.DeployInput{Manifest: w.m, FunctionName: "warn", Signed: signed, Arch: "arm64"})
 	wantCode[*lambdatypes.InvalidCodeSignatureException](t, err)
 	in := w.signInput(w.profile.Name)
-	if _, err := release.Deploy(ctx, w.lambda, release.DeployInput{FunctionName: "warn", Signed: &release.Signed{Bucket: bucket, Key: in.Key}, Arch: "arm64"}); err != nil {
+	if _, err := release.Deploy(ctx, w.lambda, w.s3, release.DeployInput{Manifest: w.m, FunctionName: "warn", Signed: &release.Signed{Bucket: bucket, Key: in.Key}, Arch: "arm64"}); err != nil {
 		t.Errorf("Warn mode refused unsigned code: %v", err)
 	}
 }
@@ -158,7 +166,7 @@ func TestDeployRefusesRevokedProfile(t *testing.T) {
 		t.Fatal(err)
 	}
 	w.profile.Revoked = true
-	_, err = release.Deploy(ctx, w.lambda, release.DeployInput{FunctionName: function, Signed: signed, Arch: "arm64"})
+	_, err = release.Deploy(ctx, w.lambda, w.s3, release.DeployInput{Manifest: w.m, FunctionName: function, Signed: signed, Arch: "arm64"})
 	wantCode[*lambdatypes.CodeVerificationFailedException](t, err)
 }
 

@@ -18,6 +18,7 @@ import (
 
 	"github.com/ethkeygen/ethkeygen/attest"
 	"github.com/ethkeygen/ethkeygen/enclave"
+	"github.com/ethkeygen/ethkeygen/internal/awsenv"
 	"github.com/ethkeygen/ethkeygen/internal/hardening"
 )
 
@@ -36,6 +37,13 @@ func main() {
 		level = slog.LevelDebug
 	}
 	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	// The enclave's KMS client takes no endpoint or proxy from the
+	// environment (enclave.NitroOpener builds it explicitly); refuse them
+	// anyway, so that an image built with one fails loudly.
+	if err := awsenv.RefuseEndpointOverrides(os.Environ()); err != nil {
+		log.Error("configuration", slog.String("error", err.Error()))
+		os.Exit(1)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 

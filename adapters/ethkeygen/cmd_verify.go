@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 
 	"github.com/ethkeygen/ethkeygen/depositdata"
@@ -65,7 +66,7 @@ func runVerifyDeposits(_ context.Context, e *env, args []string) error {
 	return nil
 }
 
-func runVerifyKeystore(_ context.Context, e *env, args []string) error {
+func runVerifyKeystore(ctx context.Context, e *env, args []string) error {
 	fs := newFlags(e, "verify-keystore", "FILE --password-file F [--json]",
 		"Decrypts an EIP-2335 keystore and checks that the key matches the keystore's pubkey.")
 	passwordFile := fs.String("password-file", "", "file holding the keystore password (required)")
@@ -77,7 +78,7 @@ func runVerifyKeystore(_ context.Context, e *env, args []string) error {
 	if err := requireFlag(fs, "password-file"); err != nil {
 		return err
 	}
-	b, err := os.ReadFile(file)
+	b, err := readKeystoreFile(file)
 	if err != nil {
 		return err
 	}
@@ -90,7 +91,8 @@ func runVerifyKeystore(_ context.Context, e *env, args []string) error {
 		return fmt.Errorf("password file: %w", err)
 	}
 	defer keygen.Wipe(pw)
-	sk, err := ks.DecryptKey(pw)
+	// Cancellable: SIGINT/SIGTERM end the KDF within milliseconds.
+	sk, err := ks.DecryptKeyContext(ctx, pw)
 	if err != nil {
 		return err
 	}
@@ -101,6 +103,25 @@ func runVerifyKeystore(_ context.Context, e *env, args []string) error {
 	}
 	fmt.Fprintf(e.stdout, "%s: valid, pubkey 0x%s, path %s\n", file, pub, ks.Path)
 	return nil
+}
+
+// readKeystoreFile reads a keystore file through keystore.MaxFileSize: a
+// larger file (or a device that never ends) is refused without reading it
+// all.
+func readKeystoreFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, keystore.MaxFileSize+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > keystore.MaxFileSize {
+		return nil, fmt.Errorf("%s: %w: larger than %d bytes", path, keystore.ErrFormat, keystore.MaxFileSize)
+	}
+	return b, nil
 }
 
 func versionString() string {

@@ -10,9 +10,19 @@
 //	ETHKEYGEN_TABLE                DynamoDB table (required)
 //	ETHKEYGEN_MNEMONIC_KMS_KEY_ID  separate KMS key for mnemonics (optional)
 //	ETHKEYGEN_ALLOWED_CHAINS       networks served (default mainnet,hoodi,sepolia,holesky)
+//	ETHKEYGEN_ALLOWED_WITHDRAWAL_ADDRESSES  withdrawal addresses (EIP-55) requests may name,
+//	                               and "bls" for 0x00 credentials (required)
 //	ETHKEYGEN_MAX_COUNT            validators per invocation (default 100, at most 5000)
 //	AWS_LAMBDA_FUNCTION_MEMORY_SIZE  set by Lambda: 80% of it bounds the pipeline's
 //	                               memory, and so its number of workers
+//
+// The function refuses to start when any AWS_ENDPOINT_URL*, AWS_CA_BUNDLE or
+// proxy variable (HTTP_PROXY, HTTPS_PROXY, ALL_PROXY, NO_PROXY, any case) is
+// set, and reads no shared AWS config file: its environment is changed by
+// lambda:UpdateFunctionConfiguration, which code signing does not cover, and
+// a redirected KMS endpoint would learn every data key. Tests build it with
+// the tag ethkeygen_localendpoints to reach local stand-ins; the release
+// build (package release) never sets it.
 //
 // Building: BLS signing uses herumi/bls-eth-go-binary, which needs cgo.
 //
@@ -39,6 +49,7 @@ import (
 
 	"github.com/ethkeygen/ethkeygen/adapters/lambda/handler"
 	"github.com/ethkeygen/ethkeygen/custody"
+	"github.com/ethkeygen/ethkeygen/internal/awsenv"
 	"github.com/ethkeygen/ethkeygen/internal/backend"
 	"github.com/ethkeygen/ethkeygen/internal/hardening"
 )
@@ -50,7 +61,7 @@ func main() {
 	_ = hardening.DisableCoreDumps() // best effort: secrets stay out of core files
 	_ = hardening.DisableDumping()   // best effort: no core through a piped core_pattern, no ptrace or /proc/<pid>/mem by the same user
 	logger := slog.New(slog.NewJSONHandler(os.Stderr, nil))
-	h, err := setup(context.Background(), os.Getenv, logger)
+	h, err := setup(context.Background(), os.Getenv, os.Environ(), logger)
 	if err != nil {
 		logger.Error("configuration", slog.String("error", err.Error()))
 		os.Exit(1)
@@ -60,7 +71,12 @@ func main() {
 
 // setup builds the handler from the environment. It opens clients only: no
 // key material exists before an invocation.
-func setup(ctx context.Context, getenv func(string) string, logger *slog.Logger) (*handler.Handler, error) {
+func setup(ctx context.Context, getenv func(string) string, environ []string, logger *slog.Logger) (*handler.Handler, error) {
+	if !localEndpoints {
+		if err := awsenv.RefuseEndpointOverrides(environ); err != nil {
+			return nil, err
+		}
+	}
 	cfg, err := handler.ConfigFromEnv(getenv)
 	if err != nil {
 		return nil, err
@@ -71,7 +87,7 @@ func setup(ctx context.Context, getenv func(string) string, logger *slog.Logger)
 	if signingKey == "" {
 		return nil, fmt.Errorf("%s is not set: the function signs every record it stores with this KMS key", EnvSigningKeyID)
 	}
-	bc := &backend.Config{DynamoDBTable: cfg.Table, KMSKeyID: cfg.KMSKeyID, MnemonicKMSKeyID: cfg.MnemonicKMSKeyID, SigningKeyID: signingKey}
+	bc := &backend.Config{DynamoDBTable: cfg.Table, KMSKeyID: cfg.KMSKeyID, MnemonicKMSKeyID: cfg.MnemonicKMSKeyID, SigningKeyID: signingKey, Managed: !localEndpoints}
 	st, err := bc.OpenStore(ctx)
 	if err != nil {
 		return nil, err
@@ -96,6 +112,8 @@ func setup(ctx context.Context, getenv func(string) string, logger *slog.Logger)
 		return nil, err
 	}
 	logger.Info("ready", slog.String("table", cfg.Table), slog.Any("chains", cfg.AllowedChains),
+		slog.Int("withdrawal_addresses", len(cfg.AllowedAddresses)), slog.Bool("bls_withdrawals", cfg.AllowBLS),
 		slog.Int("max_count", cfg.MaxCount), slog.Int64("max_memory", cfg.MaxMemory))
-	return &handler.Handler{Generator: gen, AllowedChains: cfg.AllowedChains, MaxCount: cfg.MaxCount, Logger: logger}, nil
+	return &handler.Handler{Generator: gen, AllowedChains: cfg.AllowedChains, AllowedAddresses: cfg.AllowedAddresses,
+		AllowBLS: cfg.AllowBLS, MaxCount: cfg.MaxCount, Logger: logger}, nil
 }

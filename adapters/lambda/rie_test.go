@@ -39,40 +39,55 @@ import (
 
 const testAddress = "0x0f51bb10119727a7e5eA3538074fb341F56B09Ad"
 
+// build is one build of the function binary, made once per test run.
+type build struct {
+	tags string
+	once sync.Once
+	dir  string
+	path string
+	err  error
+}
+
 var (
-	buildOnce sync.Once
-	buildDir  string
-	buildPath string
-	buildErr  error
+	// localBuild can reach local-kms and DynamoDB Local through
+	// AWS_ENDPOINT_URL_*: it is built with the test-only tag.
+	localBuild = &build{tags: "lambda.norpc,ethkeygen_localendpoints"}
+	// releaseBuild has the tags of a real deployment: it refuses endpoint
+	// overrides.
+	releaseBuild = &build{tags: "lambda.norpc"}
 )
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if buildDir != "" {
-		_ = os.RemoveAll(buildDir)
+	for _, b := range []*build{localBuild, releaseBuild} {
+		if b.dir != "" {
+			_ = os.RemoveAll(b.dir)
+		}
 	}
 	os.Exit(code)
 }
 
-// bootstrap builds the function binary once per test run, for the host
-// architecture (cgo on, as BLS signing needs).
-func bootstrap(t *testing.T) string {
+// bootstrap builds the function binary (the local-endpoints build) once per
+// test run, for the host architecture (cgo on, as BLS signing needs).
+func bootstrap(t *testing.T) string { return localBuild.binary(t) }
+
+func (b *build) binary(t *testing.T) string {
 	t.Helper()
-	buildOnce.Do(func() {
-		if buildDir, buildErr = os.MkdirTemp("", "ethkeygen-lambda-"); buildErr != nil {
+	b.once.Do(func() {
+		if b.dir, b.err = os.MkdirTemp("", "ethkeygen-lambda-"); b.err != nil {
 			return
 		}
-		buildPath = filepath.Join(buildDir, "bootstrap")
-		cmd := exec.Command("go", "build", "-trimpath", "-tags", "lambda.norpc", "-o", buildPath, ".")
+		b.path = filepath.Join(b.dir, "bootstrap")
+		cmd := exec.Command("go", "build", "-trimpath", "-tags", b.tags, "-o", b.path, ".")
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=1")
 		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+			b.err = fmt.Errorf("go build -tags %s: %v\n%s", b.tags, err, out)
 		}
 	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
+	if b.err != nil {
+		t.Fatal(b.err)
 	}
-	return buildPath
+	return b.path
 }
 
 // awsEnv is one test's slice of the local AWS: a fresh table and KMS key.
@@ -183,17 +198,16 @@ func freePort(t *testing.T) string {
 // like the deployed function but pointed at local-kms and DynamoDB Local.
 func startFunction(t *testing.T, e *awsEnv, extra ...string) *function {
 	t.Helper()
-	rie := testenv.RIEPath(t)
-	bin := bootstrap(t)
-	addr, runtimeAddr := freePort(t), freePort(t)
-	cmd := exec.Command(rie, "--log-level", "error",
-		"--runtime-interface-emulator-address", addr, "--runtime-api-address", runtimeAddr, bin)
-	cmd.Dir = t.TempDir()
-	tmp := t.TempDir()
-	// A clean environment: nothing of the host's AWS configuration.
-	cmd.Env = append([]string{
+	return startBinary(t, bootstrap(t), func(home, tmp string) []string { return append(functionEnv(e, home, tmp), extra...) })
+}
+
+// functionEnv is the function's environment: a clean one, with nothing of
+// the host's AWS configuration, configured like the deployed function but
+// pointed at local-kms and DynamoDB Local.
+func functionEnv(e *awsEnv, home, tmp string) []string {
+	return []string{
 		"PATH=" + os.Getenv("PATH"),
-		"HOME=" + cmd.Dir,
+		"HOME=" + home,
 		"TMPDIR=" + tmp,
 		"AWS_REGION=" + testenv.Region,
 		"AWS_ACCESS_KEY_ID=" + e.accessKey,
@@ -209,8 +223,23 @@ func startFunction(t *testing.T, e *awsEnv, extra ...string) *function {
 		"ETHKEYGEN_SIGNING_KEY_ID=" + e.signingKey,
 		handler.EnvTable + "=" + e.table,
 		handler.EnvAllowedChains + "=hoodi,sepolia",
+		handler.EnvAllowedWithdrawals + "=" + testAddress + ",bls",
 		handler.EnvMaxCount + "=60",
-	}, extra...)
+	}
+}
+
+// startBinary runs aws-lambda-rie with a build of the function and the
+// environment env returns for its working directory and TMPDIR.
+func startBinary(t *testing.T, bin string, env func(home, tmp string) []string) *function {
+	t.Helper()
+	rie := testenv.RIEPath(t)
+	addr, runtimeAddr := freePort(t), freePort(t)
+	cmd := exec.Command(rie, "--log-level", "error",
+		"--runtime-interface-emulator-address", addr, "--runtime-api-address", runtimeAddr, bin)
+	cmd.Dir = t.TempDir()
+	tmp := t.TempDir()
+	// A clean environment: nothing of the host's AWS configuration.
+	cmd.Env = env(cmd.Dir, tmp)
 	out := &syncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {

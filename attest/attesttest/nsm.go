@@ -5,6 +5,7 @@
 package attesttest
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -32,10 +33,11 @@ type NSM struct {
 	leafKey  *ecdsa.PrivateKey
 	pcrs     map[uint][]byte
 
-	mu    sync.Mutex
-	keys  [][]byte // public keys attested, in order
-	fail  error
-	calls int
+	mu       sync.Mutex
+	encoding Encoding
+	keys     [][]byte // public keys attested, in order
+	fail     error
+	calls    int
 }
 
 var _ attest.Attester = (*NSM)(nil)
@@ -86,6 +88,25 @@ func New(image [48]byte) *NSM {
 		rootCert: rootCert, rootDER: rootDER, leafDER: leafDER, leafKey: leafKey,
 		pcrs: map[uint][]byte{0: image[:], 1: derive("kernel"), 2: derive("app"), 8: derive("signer")},
 	}
+}
+
+// Encoding is how the NSM encodes a document's payload map.
+type Encoding int
+
+const (
+	// Indefinite is current NSM firmware's encoding: the payload map has
+	// indefinite length (0xbf, its pairs, 0xff). The default.
+	Indefinite Encoding = iota
+	// Definite is older firmware's: a map with its length in its head.
+	Definite
+)
+
+// SetEncoding selects the payload encoding of the documents Attest and Sign
+// make from now on.
+func (n *NSM) SetEncoding(e Encoding) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.encoding = e
 }
 
 // Image returns a random image measurement, for tests.
@@ -172,9 +193,13 @@ func (n *NSM) Document(publicKeyDER []byte) attest.Document {
 	}
 }
 
-// Sign encodes d as a COSE_Sign1 signed with this NSM's key.
+// Sign encodes d as a COSE_Sign1 signed with this NSM's key, its payload
+// in the NSM's Encoding.
 func (n *NSM) Sign(d attest.Document) ([]byte, error) {
-	payload, err := cbor.Marshal(d)
+	n.mu.Lock()
+	enc := n.encoding
+	n.mu.Unlock()
+	payload, err := EncodePayload(d, enc)
 	if err != nil {
 		return nil, err
 	}
@@ -196,4 +221,38 @@ func (n *NSM) Sign(d attest.Document) ([]byte, error) {
 		Payload:     payload,
 		Signature:   sig,
 	})
+}
+
+// EncodePayload encodes d as a real NSM does, in the order real documents
+// have (module_id, digest, timestamp, pcrs, certificate, cabundle,
+// public_key, user_data, nonce; absent byte strings as null), as a map of
+// definite or indefinite length.
+func EncodePayload(d attest.Document, e Encoding) ([]byte, error) {
+	if e == Definite {
+		return cbor.Marshal(d)
+	}
+	var b bytes.Buffer
+	enc := cbor.NewEncoder(&b)
+	if err := enc.StartIndefiniteMap(); err != nil {
+		return nil, err
+	}
+	for _, kv := range []struct {
+		k string
+		v any
+	}{
+		{"module_id", d.ModuleID}, {"digest", d.Digest}, {"timestamp", d.Timestamp}, {"pcrs", d.PCRs},
+		{"certificate", d.Certificate}, {"cabundle", d.CABundle},
+		{"public_key", d.PublicKey}, {"user_data", d.UserData}, {"nonce", d.Nonce},
+	} {
+		if err := enc.Encode(kv.k); err != nil {
+			return nil, err
+		}
+		if err := enc.Encode(kv.v); err != nil {
+			return nil, err
+		}
+	}
+	if err := enc.EndIndefinite(); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), nil
 }

@@ -2,8 +2,10 @@ package deploy_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/ethkeygen/ethkeygen/custody"
 	"os"
 	"os/exec"
 	"path"
@@ -246,8 +248,11 @@ func hasContextCondition(c map[string]any) error {
 	}
 	keys := asStrings(asMap(c["ForAllValues:StringEquals"])["kms:EncryptionContextKeys"])
 	slices.Sort(keys)
-	if !slices.Equal(keys, []string{"format", "pubkey", "purpose"}) {
-		return fmt.Errorf("ForAllValues:StringEquals kms:EncryptionContextKeys = %v, want [pubkey purpose format]", keys)
+	// The keys custody binds each secret with, and the envelope's format:
+	// taken from the code, so the template cannot drift from it.
+	want := custody.EncryptionContextKeys()
+	if !slices.Equal(keys, want) {
+		return fmt.Errorf("ForAllValues:StringEquals kms:EncryptionContextKeys = %v, want %v", keys, want)
 	}
 	return nil
 }
@@ -282,6 +287,9 @@ func checkGenerator(tpl template) []error {
 			errs = append(errs, fmt.Errorf("%s: generator role is allowed dynamodb:DeleteItem", s.where))
 		}
 		for _, a := range acts {
+			if a == "kms:Sign" && len(asSlice(s.raw["Resource"])) == 1 && refersTo(asSlice(s.raw["Resource"])[0], "RecordSigningKey") {
+				continue // the record authenticator (TestRecordSigningKey)
+			}
 			if strings.HasPrefix(strings.ToLower(a), "kms:") || a == "*" {
 				if a != "kms:GenerateDataKey" {
 					errs = append(errs, fmt.Errorf("%s: generator role has KMS action %q; only kms:GenerateDataKey is allowed", s.where, a))
@@ -308,11 +316,11 @@ func checkGenerator(tpl template) []error {
 // re-encryption; administrators no cryptographic operation; no account root.
 func checkKeyPolicy(tpl template) []error {
 	keys := tpl.ofType("AWS::KMS::Key")
-	if len(keys) != 1 {
-		return []error{fmt.Errorf("want one AWS::KMS::Key, have %v", keys)}
+	if len(keys) != 2 || !slices.Contains(keys, "DataKey") || !slices.Contains(keys, "RecordSigningKey") {
+		return []error{fmt.Errorf("want two AWS::KMS::Key (DataKey, RecordSigningKey), have %v", keys)}
 	}
 	var errs []error
-	p := tpl.props(keys[0])
+	p := tpl.props("DataKey")
 	if p["EnableKeyRotation"] != true {
 		errs = append(errs, errors.New("key rotation is not enabled"))
 	}
@@ -393,8 +401,8 @@ func checkKeyPolicy(tpl template) []error {
 func checkRetain(tpl template) []error {
 	var errs []error
 	ids := append(tpl.ofType("AWS::KMS::Key"), tpl.ofType("AWS::DynamoDB::Table")...)
-	if len(ids) != 2 {
-		errs = append(errs, fmt.Errorf("want one key and one table, have %v", ids))
+	if len(ids) != 4 {
+		errs = append(errs, fmt.Errorf("want two keys (data, record signing) and two tables (records, ledger), have %v", ids))
 	}
 	for _, id := range ids {
 		r := tpl.resource(id)
@@ -547,10 +555,12 @@ func TestFunctionEnvironment(t *testing.T) {
 	tpl := loadTemplate(t)
 	env := asMap(asMap(tpl.props("GeneratorFunction")["Environment"])["Variables"])
 	want := map[string]any{
-		"ETHKEYGEN_KMS_KEY_ID":     getAtt("DataKey", "Arn"),
-		"ETHKEYGEN_TABLE":          ref("Table"),
-		"ETHKEYGEN_ALLOWED_CHAINS": ref("AllowedChains"),
-		"ETHKEYGEN_MAX_COUNT":      ref("MaxCount"),
+		"ETHKEYGEN_KMS_KEY_ID":                   getAtt("DataKey", "Arn"),
+		"ETHKEYGEN_TABLE":                        ref("Table"),
+		"ETHKEYGEN_ALLOWED_CHAINS":               ref("AllowedChains"),
+		"ETHKEYGEN_MAX_COUNT":                    ref("MaxCount"),
+		"ETHKEYGEN_ALLOWED_WITHDRAWAL_ADDRESSES": ref("AllowedWithdrawalAddresses"),
+		"ETHKEYGEN_SIGNING_KEY_ID":               getAtt("RecordSigningKey", "Arn"),
 	}
 	if !reflect.DeepEqual(env, want) {
 		t.Errorf("environment = %v, want %v", env, want)
@@ -658,5 +668,34 @@ func TestCFNLint(t *testing.T) {
 	out, err := exec.CommandContext(t.Context(), bin, templateFile, "--include-checks", "I").CombinedOutput()
 	if err != nil {
 		t.Fatalf("cfn-lint %s: %v\n%s", templateFile, err, out)
+	}
+}
+
+// TestRecordSigningKey: the generator's authenticator key is an ECC_NIST_P256
+// signing key that only the generator role may Sign with (an explicit Deny
+// for every other principal), retained, and granted to nobody; the
+// generator's role may Sign with it and nothing else of it.
+func TestRecordSigningKey(t *testing.T) {
+	tpl := loadTemplate(t)
+	p := tpl.props("RecordSigningKey")
+	if p["KeySpec"] != "ECC_NIST_P256" || p["KeyUsage"] != "SIGN_VERIFY" {
+		t.Fatalf("record-signing key: %v %v", p["KeySpec"], p["KeyUsage"])
+	}
+	if r := tpl.resource("RecordSigningKey"); r["DeletionPolicy"] != "Retain" {
+		t.Fatal("record-signing key not retained")
+	}
+	b, _ := json.Marshal(p["KeyPolicy"])
+	policy := string(b)
+	for _, want := range []string{`"Sid":"DenySignToAllButTheGenerator"`, `"Action":"kms:Sign"`, `"ArnNotEquals"`, `"Sid":"DenyGrants"`} {
+		if !strings.Contains(policy, want) {
+			t.Errorf("record-signing key policy lacks %s", want)
+		}
+	}
+	if strings.Contains(policy, "kms:*") || strings.Contains(policy, "kms:Decrypt") {
+		t.Error("record-signing key policy grants kms:* or Decrypt")
+	}
+	sp, _ := json.Marshal(tpl.props("GeneratorSignPolicy")["PolicyDocument"])
+	if !strings.Contains(string(sp), `"Action":"kms:Sign"`) || !strings.Contains(string(sp), "RecordSigningKey") || strings.Contains(string(sp), "DataKey") {
+		t.Errorf("generator sign policy: %s", sp)
 	}
 }

@@ -37,6 +37,12 @@ type Config struct {
 	KeyDir        string // where the local identity and recipient files live
 	Region        string // AWS region (else the standard AWS environment)
 
+	// Managed is set by the deployed adapters (the Lambda function, the
+	// enclave's parent): the AWS configuration ignores the shared config and
+	// credentials files, so a profile's endpoint_url or ca_bundle cannot
+	// redirect the SDK either. Call awsenv.RefuseEndpointOverrides first.
+	Managed bool
+
 	// Separate key for mnemonics (optional): a KMS key or an age recipient.
 	MnemonicKMSKeyID  string
 	MnemonicRecipient string
@@ -81,10 +87,14 @@ func (c *Config) keyDir() string {
 }
 
 // AWS loads the AWS configuration once: the standard chain (environment,
-// profiles, instance role), AWS_ENDPOINT_URL_* included.
+// profiles, instance role), AWS_ENDPOINT_URL_* included; when Managed, no
+// shared config or credentials file.
 func (c *Config) AWS(ctx context.Context) (aws.Config, error) {
 	c.awsOnce.Do(func() {
 		var opts []func(*config.LoadOptions) error
+		if c.Managed {
+			opts = append(opts, config.WithSharedConfigFiles([]string{}), config.WithSharedCredentialsFiles([]string{}))
+		}
 		if c.Region != "" {
 			opts = append(opts, config.WithRegion(c.Region))
 		}

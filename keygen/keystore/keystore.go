@@ -1,6 +1,7 @@
 package keystore
 
 import (
+	"context"
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/hmac"
@@ -34,14 +35,29 @@ const (
 
 // Default costs, the same as staking-deposit-cli's.
 const (
-	ScryptN         = 1 << 18
-	ScryptR         = 8
-	ScryptP         = 1
-	PBKDF2C         = 1 << 18
-	MaxScryptN      = 1 << 20 // largest n Decrypt accepts
-	MaxScryptMemory = 1 << 30 // largest 128·r·n Decrypt accepts (n=2^20 with r=8)
-	MaxScryptP      = 16      // largest p Decrypt accepts
-	MaxPBKDF2C      = 1 << 24
+	ScryptN    = 1 << 18
+	ScryptR    = 8
+	ScryptP    = 1
+	PBKDF2C    = 1 << 18
+	MaxScryptN = 1 << 20 // largest n Decrypt accepts
+	// MaxScryptMemory is the largest 128·r·n (the bytes ROMix holds) Decrypt
+	// accepts: 512 MiB, n=2^19 at r=8, twice EIP-2335's default.
+	MaxScryptMemory = 1 << 29
+	MaxScryptP      = 16 // largest p Decrypt accepts
+	// MaxScryptWork bounds n·r·p, the number of 64-byte Salsa20/8 blocks
+	// ROMix computes twice over (time is proportional to it): 2^23, four
+	// times EIP-2335's default n=2^18, r=8, p=1, so about four times its
+	// decrypt time. Every keystore real tools write passes: EIP-2335 and
+	// staking-deposit-cli/ethstaker-deposit-cli (n=2^18, r=8, p=1),
+	// Prysm, Lighthouse, Teku, Nimbus, ethdo (the same default), and
+	// go-ethereum's v3 "standard" (2^18, 8, 1) and "light" (2^12, 8, 6).
+	// n=2^20, r=8, p=16 (2^27) is refused.
+	MaxScryptWork = 1 << 23
+	// MaxPBKDF2C bounds pbkdf2's c: 2^21, eight times EIP-2335's c=2^18.
+	MaxPBKDF2C = 1 << 21
+	// MaxFileSize bounds a keystore file: real ones are under 1 KiB; read
+	// files through io.LimitReader(f, MaxFileSize+1). Parse refuses more.
+	MaxFileSize = 1 << 20
 )
 
 // MinPasswordLength is the shortest user-chosen password accepted, as in
@@ -252,7 +268,7 @@ func Encrypt(random io.Reader, secret, password []byte, opts ...Option) (*Keysto
 	}
 	p, _ := json.Marshal(params)
 	ks.Crypto.KDF = Module{Function: string(o.kdf), Params: p}
-	dk, err := ks.deriveKey(pw)
+	dk, err := ks.deriveKey(context.Background(), pw, scrypt.Key)
 	if err != nil {
 		return nil, err
 	}
@@ -307,42 +323,96 @@ func aesCTR(key, iv, in []byte) ([]byte, error) {
 // KDF is the function this keystore uses.
 func (k *Keystore) KDF() KDF { return KDF(k.Crypto.KDF.Function) }
 
-func (k *Keystore) deriveKey(pw []byte) ([]byte, error) {
+// scryptFunc is a scrypt implementation: x/crypto's, or scryptContext.
+type scryptFunc func(password, salt []byte, N, r, p, keyLen int) ([]byte, error)
+
+func (k *Keystore) scryptParams() (scryptParams, []byte, error) {
+	var p scryptParams
+	if err := strictUnmarshal(k.Crypto.KDF.Params, &p); err != nil {
+		return p, nil, fmt.Errorf("%w: scrypt params: %v", ErrFormat, err)
+	}
+	salt, err := hex.DecodeString(p.Salt)
+	if err != nil {
+		return p, nil, fmt.Errorf("%w: scrypt salt is not hex", ErrFormat)
+	}
+	// Bound memory (128·r·n bytes, at most MaxScryptMemory) and time
+	// (n·r·p blocks, at most MaxScryptWork), so a hostile file cannot
+	// exhaust either.
+	if p.DKLen != 32 || p.N < 2 || p.N > MaxScryptN || p.N&(p.N-1) != 0 || p.R < 1 || p.R > 32 || p.P < 1 || p.P > MaxScryptP ||
+		128*int64(p.N)*int64(p.R) > MaxScryptMemory || int64(p.N)*int64(p.R)*int64(p.P) > MaxScryptWork {
+		return p, nil, fmt.Errorf("%w: scrypt parameters out of range (dklen=%d n=%d r=%d p=%d; at most 128·n·r=%d bytes and n·r·p=%d)",
+			ErrUnsupported, p.DKLen, p.N, p.R, p.P, MaxScryptMemory, MaxScryptWork)
+	}
+	return p, salt, nil
+}
+
+// KDFMemory is the memory in bytes this keystore's KDF needs to decrypt
+// (scrypt: 128·r·n for ROMix plus 128·r·p for its input; pbkdf2: a few
+// hundred bytes), after checking its parameters against the bounds. Size
+// concurrent decryptions by it, e.g. custody.Workers(maxMemory,
+// k.KDFMemory()), rather than by the default cost.
+func (k *Keystore) KDFMemory() (int64, error) {
+	if err := k.validate(); err != nil {
+		return 0, err
+	}
 	switch k.Crypto.KDF.Function {
 	case string(Scrypt):
-		var p scryptParams
-		if err := strictUnmarshal(k.Crypto.KDF.Params, &p); err != nil {
-			return nil, fmt.Errorf("%w: scrypt params: %v", ErrFormat, err)
-		}
-		salt, err := hex.DecodeString(p.Salt)
+		p, _, err := k.scryptParams()
 		if err != nil {
-			return nil, fmt.Errorf("%w: scrypt salt is not hex", ErrFormat)
+			return 0, err
 		}
-		// Bound memory (128·r·n bytes, at most MaxScryptMemory) and time
-		// (p sequential passes), so a hostile file cannot exhaust either.
-		if p.DKLen != 32 || p.N < 2 || p.N > MaxScryptN || p.N&(p.N-1) != 0 || p.R < 1 || p.R > 32 || p.P < 1 || p.P > MaxScryptP ||
-			128*int64(p.N)*int64(p.R) > MaxScryptMemory {
-			return nil, fmt.Errorf("%w: scrypt parameters out of range (dklen=%d n=%d r=%d p=%d)", ErrUnsupported, p.DKLen, p.N, p.R, p.P)
+		return 128*int64(p.N)*int64(p.R) + 128*int64(p.R)*int64(p.P) + 256*int64(p.R), nil
+	case string(PBKDF2):
+		if _, _, err := k.pbkdf2Params(); err != nil {
+			return 0, err
+		}
+		return 1 << 10, nil
+	}
+	return 0, fmt.Errorf("%w: kdf %q", ErrUnsupported, k.Crypto.KDF.Function)
+}
+
+func (k *Keystore) pbkdf2Params() (pbkdf2Params, []byte, error) {
+	var p pbkdf2Params
+	if err := strictUnmarshal(k.Crypto.KDF.Params, &p); err != nil {
+		return p, nil, fmt.Errorf("%w: pbkdf2 params: %v", ErrFormat, err)
+	}
+	salt, err := hex.DecodeString(p.Salt)
+	if err != nil {
+		return p, nil, fmt.Errorf("%w: pbkdf2 salt is not hex", ErrFormat)
+	}
+	if p.PRF != "hmac-sha256" || p.DKLen != 32 || p.C < 1 || p.C > MaxPBKDF2C {
+		return p, nil, fmt.Errorf("%w: pbkdf2 parameters out of range (prf=%q dklen=%d c=%d; c at most %d)", ErrUnsupported, p.PRF, p.DKLen, p.C, MaxPBKDF2C)
+	}
+	return p, salt, nil
+}
+
+func (k *Keystore) deriveKey(ctx context.Context, pw []byte, scryptKey scryptFunc) ([]byte, error) {
+	switch k.Crypto.KDF.Function {
+	case string(Scrypt):
+		p, salt, err := k.scryptParams()
+		if err != nil {
+			return nil, err
 		}
 		if 128*p.N*p.R >= 64<<20 { // free the last run's 128·r·n-byte buffer so this one reuses it: --max-memory (tests/memory)
 			runtime.GC()
 		}
-		dk, err := scrypt.Key(pw, salt, p.N, p.R, p.P, p.DKLen)
+		dk, err := scryptKey(pw, salt, p.N, p.R, p.P, p.DKLen)
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
 		if err != nil {
 			return nil, fmt.Errorf("%w: scrypt: %v", ErrUnsupported, err)
 		}
 		return dk, nil
 	case string(PBKDF2):
-		var p pbkdf2Params
-		if err := strictUnmarshal(k.Crypto.KDF.Params, &p); err != nil {
-			return nil, fmt.Errorf("%w: pbkdf2 params: %v", ErrFormat, err)
-		}
-		salt, err := hex.DecodeString(p.Salt)
+		p, salt, err := k.pbkdf2Params()
 		if err != nil {
-			return nil, fmt.Errorf("%w: pbkdf2 salt is not hex", ErrFormat)
+			return nil, err
 		}
-		if p.PRF != "hmac-sha256" || p.DKLen != 32 || p.C < 1 || p.C > MaxPBKDF2C {
-			return nil, fmt.Errorf("%w: pbkdf2 parameters out of range (prf=%q dklen=%d c=%d)", ErrUnsupported, p.PRF, p.DKLen, p.C)
+		// pbkdf2 at MaxPBKDF2C takes well under a second per key; it is
+		// checked for cancellation before and after.
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
 		}
 		return pbkdf2.Key(sha256.New, string(pw), salt, p.C, p.DKLen)
 	default:
@@ -357,14 +427,29 @@ func strictUnmarshal(b []byte, v any) error {
 }
 
 // Decrypt derives the key from password and returns the 32-byte secret.
-// A wrong password yields ErrWrongPassword.
+// A wrong password yields ErrWrongPassword. It cannot be interrupted: read
+// files with DecryptContext.
 func (k *Keystore) Decrypt(password []byte) (*keygen.Bytes, error) {
+	return k.decrypt(context.Background(), password, scrypt.Key)
+}
+
+// DecryptContext is Decrypt that stops within milliseconds when ctx is done
+// (returning ctx.Err()): its scrypt checks ctx between blocks. Use it
+// wherever a keystore comes from a file; Decrypt stays for callers that have
+// no context yet.
+func (k *Keystore) DecryptContext(ctx context.Context, password []byte) (*keygen.Bytes, error) {
+	return k.decrypt(ctx, password, func(pw, salt []byte, N, r, p, keyLen int) ([]byte, error) {
+		return scryptContext(ctx, pw, salt, N, r, p, keyLen)
+	})
+}
+
+func (k *Keystore) decrypt(ctx context.Context, password []byte, scryptKey scryptFunc) (*keygen.Bytes, error) {
 	if err := k.validate(); err != nil {
 		return nil, err
 	}
 	pw := NormalizePassword(string(password))
 	defer keygen.Wipe(pw)
-	dk, err := k.deriveKey(pw)
+	dk, err := k.deriveKey(ctx, pw, scryptKey)
 	if err != nil {
 		return nil, err
 	}
@@ -415,8 +500,11 @@ func (k *Keystore) validate() error {
 	return nil
 }
 
-// Parse reads a keystore file's contents.
+// Parse reads a keystore file's contents (at most MaxFileSize bytes).
 func Parse(b []byte) (*Keystore, error) {
+	if len(b) > MaxFileSize {
+		return nil, fmt.Errorf("%w: keystore larger than %d bytes", ErrFormat, MaxFileSize)
+	}
 	var k Keystore
 	if err := json.Unmarshal(b, &k); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrFormat, err)
@@ -453,6 +541,19 @@ func (k *Keystore) DecryptKey(password []byte) (*keygen.SecretKey, error) {
 	if err != nil {
 		return nil, err
 	}
+	return k.checkKey(raw)
+}
+
+// DecryptKeyContext is DecryptKey with DecryptContext's cancellation.
+func (k *Keystore) DecryptKeyContext(ctx context.Context, password []byte) (*keygen.SecretKey, error) {
+	raw, err := k.DecryptContext(ctx, password)
+	if err != nil {
+		return nil, err
+	}
+	return k.checkKey(raw)
+}
+
+func (k *Keystore) checkKey(raw *keygen.Bytes) (*keygen.SecretKey, error) {
 	defer raw.Destroy()
 	sk, err := keygen.SecretKeyFromBytes(raw.UnsafeBytes())
 	if err != nil {

@@ -9,6 +9,7 @@
 package releasetest
 
 import (
+	"bytes"
 	"context"
 	"crypto/hmac"
 	"crypto/rand"
@@ -18,6 +19,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"strconv"
 	"sync"
@@ -105,6 +107,43 @@ func (s *S3) put(bucket, key string, body []byte, meta map[string]string) Object
 	o.VersionID = "v" + strconv.Itoa(s.next)
 	s.objects[id] = append(s.objects[id], o)
 	return o
+}
+
+// GetObject returns an object version (the latest without VersionId) as S3
+// does: its VersionId only in a versioned bucket, NoSuchKey for a missing
+// key, NoSuchVersion for a missing version.
+func (s *S3) GetObject(ctx context.Context, in *s3.GetObjectInput, _ ...func(*s3.Options)) (*s3.GetObjectOutput, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if in.Bucket == nil || in.Key == nil {
+		return nil, s3Err("InvalidRequest", "bucket and key are required")
+	}
+	s.mu.Lock()
+	n := len(s.objects[*in.Bucket+"/"+*in.Key])
+	unversioned := s.Unversioned[*in.Bucket]
+	s.mu.Unlock()
+	if n == 0 {
+		return nil, s3Err("NoSuchKey", "The specified key does not exist.")
+	}
+	o, ok := s.Get(*in.Bucket, *in.Key, aws.ToString(in.VersionId))
+	if !ok {
+		return nil, s3Err("NoSuchVersion", "The specified version does not exist.")
+	}
+	out := &s3.GetObjectOutput{Body: io.NopCloser(bytes.NewReader(slices.Clone(o.Body))), ContentLength: aws.Int64(int64(len(o.Body))), Metadata: maps.Clone(o.Metadata)}
+	if !unversioned {
+		out.VersionId = aws.String(o.VersionID)
+	}
+	return out, nil
+}
+
+// HeadObject is GetObject without the body.
+func (s *S3) HeadObject(ctx context.Context, in *s3.HeadObjectInput, _ ...func(*s3.Options)) (*s3.HeadObjectOutput, error) {
+	out, err := s.GetObject(ctx, &s3.GetObjectInput{Bucket: in.Bucket, Key: in.Key, VersionId: in.VersionId})
+	if err != nil {
+		return nil, err
+	}
+	return &s3.HeadObjectOutput{VersionId: out.VersionId, ContentLength: out.ContentLength, Metadata: out.Metadata}, nil
 }
 
 // Get returns an object version ("" for the latest).

@@ -20,6 +20,7 @@ import (
 
 	"github.com/ethkeygen/ethkeygen/custody"
 	"github.com/ethkeygen/ethkeygen/enclave/parent"
+	"github.com/ethkeygen/ethkeygen/internal/awsenv"
 	"github.com/ethkeygen/ethkeygen/internal/backend"
 	"github.com/ethkeygen/ethkeygen/internal/hardening"
 	"github.com/ethkeygen/ethkeygen/web3signer"
@@ -47,7 +48,13 @@ func main() {
 		level = slog.LevelDebug
 	}
 	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-	if err := run(log, uint32(*cid), uint32(*port), &backend.Config{DBPath: *db, DynamoDBTable: *table, Region: *region,
+	// The credentials and the store the parent hands on must come from AWS
+	// itself: no endpoint, CA bundle or proxy override, no profile file.
+	if err := awsenv.RefuseEndpointOverrides(os.Environ()); err != nil {
+		log.Error("configuration", slog.String("error", err.Error()))
+		os.Exit(1)
+	}
+	if err := run(log, uint32(*cid), uint32(*port), &backend.Config{DBPath: *db, DynamoDBTable: *table, Region: *region, Managed: true,
 		LedgerTable: *ledgerTable, SigningKeyID: *signingKey, KeyDir: *keyDir},
 		*pubkeysFile, *root, *takeover); err != nil {
 		log.Error("load failed", slog.String("error", err.Error()))

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/ethkeygen/ethkeygen/adapters/lambda/handler"
+	"github.com/ethkeygen/ethkeygen/depositdata"
 )
 
 // FuzzValidate: any event is accepted or refused with a one-line
@@ -20,7 +21,8 @@ func FuzzValidate(f *testing.F) {
 	} {
 		f.Add([]byte(s))
 	}
-	h := &handler.Handler{AllowedChains: []string{"hoodi", "sepolia"}, MaxCount: 10}
+	allowed := mustAddress(f, testAddress)
+	h := &handler.Handler{AllowedChains: []string{"hoodi", "sepolia"}, MaxCount: 10, AllowedAddresses: []depositdata.Address{allowed}, AllowBLS: true}
 	f.Fuzz(func(t *testing.T, event []byte) {
 		req, err := h.Validate(event)
 		if err != nil {
@@ -30,7 +32,8 @@ func FuzzValidate(f *testing.F) {
 			}
 			return
 		}
-		if req.ID == "" || req.Count < 1 || req.Count > 10 || (req.Network.Name != "hoodi" && req.Network.Name != "sepolia") {
+		if req.ID == "" || req.Count < 1 || req.Count > 10 || (req.Network.Name != "hoodi" && req.Network.Name != "sepolia") ||
+			(req.Withdrawal.Address != nil && *req.Withdrawal.Address != allowed) {
 			t.Fatalf("accepted %+v", req)
 		}
 	})

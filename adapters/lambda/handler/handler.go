@@ -37,8 +37,14 @@ const (
 	EnvTable            = "ETHKEYGEN_TABLE"
 	EnvMnemonicKMSKeyID = "ETHKEYGEN_MNEMONIC_KMS_KEY_ID"
 	EnvAllowedChains    = "ETHKEYGEN_ALLOWED_CHAINS"
-	EnvMaxCount         = "ETHKEYGEN_MAX_COUNT"
-	EnvMemorySize       = "AWS_LAMBDA_FUNCTION_MEMORY_SIZE"
+	// EnvAllowedWithdrawals lists, comma-separated, the withdrawal addresses
+	// (EIP-55 checksummed) a request may name, and "bls" to allow requests
+	// without one (0x00 credentials, whose withdrawal key is derived from the
+	// stored mnemonic). It is required: without it anyone allowed to invoke
+	// the function could direct the deposits it makes to their own address.
+	EnvAllowedWithdrawals = "ETHKEYGEN_ALLOWED_WITHDRAWAL_ADDRESSES"
+	EnvMaxCount           = "ETHKEYGEN_MAX_COUNT"
+	EnvMemorySize         = "AWS_LAMBDA_FUNCTION_MEMORY_SIZE"
 )
 
 // Defaults.
@@ -55,12 +61,14 @@ const (
 
 // Config is the function's configuration.
 type Config struct {
-	KMSKeyID         string   // required: KMS key ARN that seals validator secrets
-	Table            string   // required: DynamoDB table
-	MnemonicKMSKeyID string   // optional: separate KMS key for mnemonics
-	AllowedChains    []string // networks the function serves
-	MaxCount         int      // validators per invocation
-	MaxMemory        int64    // bytes for the pipeline (0: custody's default)
+	KMSKeyID         string                // required: KMS key ARN that seals validator secrets
+	Table            string                // required: DynamoDB table
+	MnemonicKMSKeyID string                // optional: separate KMS key for mnemonics
+	AllowedChains    []string              // networks the function serves
+	AllowedAddresses []depositdata.Address // withdrawal addresses a request may name
+	AllowBLS         bool                  // requests without a withdrawal address (0x00 credentials) are allowed
+	MaxCount         int                   // validators per invocation
+	MaxMemory        int64                 // bytes for the pipeline (0: custody's default)
 }
 
 // ConfigFromEnv reads Config through getenv (os.Getenv in production).
@@ -94,6 +102,9 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	if len(c.AllowedChains) == 0 {
 		return c, fmt.Errorf("%s names no network", EnvAllowedChains)
 	}
+	if err := c.parseWithdrawals(getenv(EnvAllowedWithdrawals)); err != nil {
+		return c, err
+	}
 	if s := strings.TrimSpace(getenv(EnvMaxCount)); s != "" {
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 1 || n > MaxCountLimit {
@@ -109,6 +120,35 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		c.MaxMemory = MaxMemory(mib)
 	}
 	return c, nil
+}
+
+// BLSWithdrawal is the entry of EnvAllowedWithdrawals that allows requests
+// without a withdrawal address.
+const BLSWithdrawal = "bls"
+
+func (c *Config) parseWithdrawals(list string) error {
+	for _, e := range strings.Split(list, ",") {
+		e = strings.TrimSpace(e)
+		switch {
+		case e == "":
+			continue
+		case strings.EqualFold(e, BLSWithdrawal):
+			c.AllowBLS = true
+			continue
+		}
+		a, err := depositdata.ParseAddress(e, false)
+		if err != nil {
+			return fmt.Errorf("%s: %q: %w", EnvAllowedWithdrawals, e, err)
+		}
+		if !slices.Contains(c.AllowedAddresses, a) {
+			c.AllowedAddresses = append(c.AllowedAddresses, a)
+		}
+	}
+	if len(c.AllowedAddresses) == 0 && !c.AllowBLS {
+		return fmt.Errorf("%s is required: the withdrawal addresses (EIP-55) requests may name, and %q to allow BLS (0x00) credentials",
+			EnvAllowedWithdrawals, BLSWithdrawal)
+	}
+	return nil
 }
 
 // MaxMemory is the pipeline's memory bound for a function of memoryMiB:
@@ -130,9 +170,14 @@ var _ Generator = (*custody.Generator)(nil)
 // secret is kept in it.
 type Handler struct {
 	Generator     Generator
-	AllowedChains []string     // networks served (lower case)
-	MaxCount      int          // validators per invocation (0: DefaultMaxCount)
-	Logger        *slog.Logger // optional: one line per invocation, no secrets
+	AllowedChains []string // networks served (lower case)
+	// AllowedAddresses are the withdrawal addresses a request may name; a
+	// request naming any other is refused. AllowBLS allows requests without
+	// one. With neither, every request is refused.
+	AllowedAddresses []depositdata.Address
+	AllowBLS         bool
+	MaxCount         int          // validators per invocation (0: DefaultMaxCount)
+	Logger           *slog.Logger // optional: one line per invocation, no secrets
 }
 
 // Validator is the public part of one generated validator.
@@ -219,6 +264,12 @@ func (h *Handler) Validate(event []byte) (custody.Request, error) {
 	req, err := spec.Request()
 	if err != nil {
 		return custody.Request{}, invalidf("invalid request: %s", strings.TrimPrefix(clean(err), "invalid request: "))
+	}
+	switch a := req.Withdrawal.Address; {
+	case a == nil && !h.AllowBLS:
+		return custody.Request{}, invalidf("invalid request: withdrawal_address is required (this function does not make BLS 0x00 credentials)")
+	case a != nil && !slices.Contains(h.AllowedAddresses, *a):
+		return custody.Request{}, invalidf("invalid request: withdrawal address %s is not allowed by this function", a)
 	}
 	return req, nil
 }

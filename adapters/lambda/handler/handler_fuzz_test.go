@@ -9,6 +9,7 @@ import (
 
 	"github.com/ethkeygen/ethkeygen/adapters/lambda/handler"
 	"github.com/ethkeygen/ethkeygen/custody"
+	"github.com/ethkeygen/ethkeygen/depositdata"
 )
 
 // refusingGenerator counts the requests that reached the pipeline and
@@ -41,9 +42,10 @@ func FuzzInvoke(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	allowed := []string{"mainnet", "hoodi"}
+	addr := mustAddress(f, testAddress)
 	f.Fuzz(func(t *testing.T, event []byte) {
 		g := &refusingGenerator{}
-		h := &handler.Handler{Generator: g, AllowedChains: allowed, MaxCount: 10}
+		h := &handler.Handler{Generator: g, AllowedChains: allowed, MaxCount: 10, AllowedAddresses: []depositdata.Address{addr}, AllowBLS: true}
 		req, err := h.Validate(event)
 		if err != nil {
 			var ir *handler.InvalidRequest
@@ -54,6 +56,9 @@ func FuzzInvoke(f *testing.F) {
 				t.Fatalf("error %q is not one line", msg)
 			}
 		} else {
+			if req.Withdrawal.Address != nil && *req.Withdrawal.Address != addr {
+				t.Fatalf("withdrawal address %s accepted", req.Withdrawal.Address)
+			}
 			if req.Count < 1 || req.Count > 10 {
 				t.Fatalf("count %d accepted", req.Count)
 			}

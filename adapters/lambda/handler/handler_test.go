@@ -13,12 +13,14 @@ import (
 
 	"github.com/ethkeygen/ethkeygen/adapters/lambda/handler"
 	"github.com/ethkeygen/ethkeygen/custody"
+	"github.com/ethkeygen/ethkeygen/depositdata"
 )
 
 func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
 
 func TestConfigFromEnv(t *testing.T) {
-	base := map[string]string{handler.EnvKMSKeyID: "arn:aws:kms:eu-west-1:111122223333:key/k", handler.EnvTable: "keys"}
+	base := map[string]string{handler.EnvKMSKeyID: "arn:aws:kms:eu-west-1:111122223333:key/k", handler.EnvTable: "keys",
+		handler.EnvAllowedWithdrawals: testAddress}
 	c, err := handler.ConfigFromEnv(env(base))
 	if err != nil {
 		t.Fatal(err)
@@ -46,18 +48,22 @@ func TestConfigFromEnv(t *testing.T) {
 		t.Fatalf("%d scrypt workers fit in %d bytes, want 5", w, c.MaxMemory)
 	}
 	for name, bad := range map[string]map[string]string{
-		"no key":       {handler.EnvTable: "t"},
-		"no table":     {handler.EnvKMSKeyID: "k"},
-		"bad chain":    {handler.EnvAllowedChains: "mainnet,goerli"},
-		"no chain":     {handler.EnvAllowedChains: " , "},
-		"count 0":      {handler.EnvMaxCount: "0"},
-		"count big":    {handler.EnvMaxCount: "5001"},
-		"count word":   {handler.EnvMaxCount: "many"},
-		"memory small": {handler.EnvMemorySize: "64"},
-		"memory word":  {handler.EnvMemorySize: "lots"},
+		"no key":                   {handler.EnvTable: "t"},
+		"no table":                 {handler.EnvKMSKeyID: "k"},
+		"bad chain":                {handler.EnvAllowedChains: "mainnet,goerli"},
+		"no chain":                 {handler.EnvAllowedChains: " , "},
+		"count 0":                  {handler.EnvMaxCount: "0"},
+		"count big":                {handler.EnvMaxCount: "5001"},
+		"count word":               {handler.EnvMaxCount: "many"},
+		"memory small":             {handler.EnvMemorySize: "64"},
+		"memory word":              {handler.EnvMemorySize: "lots"},
+		"no withdrawals":           {handler.EnvKMSKeyID: "k", handler.EnvTable: "t"},
+		"empty withdrawals":        {handler.EnvAllowedWithdrawals: " , "},
+		"unchecksummed withdrawal": {handler.EnvAllowedWithdrawals: strings.ToLower(testAddress)},
+		"bad withdrawal":           {handler.EnvAllowedWithdrawals: testAddress + ",0x1234"},
 	} {
 		m := map[string]string{}
-		if name != "no key" && name != "no table" {
+		if name != "no key" && name != "no table" && name != "no withdrawals" {
 			for k, v := range base {
 				m[k] = v
 			}
@@ -79,7 +85,8 @@ func newHandler(t *testing.T) *handler.Handler {
 func newHandlerOn(t *testing.T) (*handler.Handler, *custodytest.Embedded) {
 	t.Helper()
 	e := custodytest.NewEmbedded(t)
-	return &handler.Handler{Generator: e.Generator, AllowedChains: []string{"hoodi"}, MaxCount: 5, Logger: slog.New(slog.DiscardHandler)}, e
+	return &handler.Handler{Generator: e.Generator, AllowedChains: []string{"hoodi"}, MaxCount: 5, Logger: slog.New(slog.DiscardHandler),
+		AllowedAddresses: []depositdata.Address{mustAddress(t, testAddress)}, AllowBLS: true}, e
 }
 
 func TestHandle(t *testing.T) {
@@ -149,7 +156,7 @@ func (failing) Generate(context.Context, custody.Request, func(int, int)) (*cust
 
 func TestHandleRecoversAndClassifies(t *testing.T) {
 	var logs strings.Builder
-	h := &handler.Handler{Generator: panicking{}, AllowedChains: []string{"hoodi"}, Logger: slog.New(slog.NewJSONHandler(&logs, nil))}
+	h := &handler.Handler{Generator: panicking{}, AllowedChains: []string{"hoodi"}, AllowBLS: true, Logger: slog.New(slog.NewJSONHandler(&logs, nil))}
 	event := json.RawMessage(`{"request_id":"r","count":1,"chain":"hoodi","bls_withdrawal":true}`)
 	_, err := h.Handle(t.Context(), event)
 	var ie *handler.InternalError

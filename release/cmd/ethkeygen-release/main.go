@@ -2,9 +2,9 @@
 // Lambda function. See examples/deploy/README.md for the two roles' steps.
 //
 //	ethkeygen-release build -arch arm64 [-src .] [-out dist] [-pkg ./adapters/lambda]
-//	ethkeygen-release verify -manifest dist/ethkeygen-lambda-arm64.manifest.json [-src DIR | -repo URL]
+//	ethkeygen-release verify -manifest dist/ethkeygen-lambda-arm64.manifest.json [-src DIR | -repo URL] [-pkg ./adapters/lambda]
 //	ethkeygen-release upload-and-sign -manifest M -zip Z -bucket B -profile P [-key K] [-dest-prefix P] > signed.json
-//	ethkeygen-release deploy -signed signed.json -function F [-publish]
+//	ethkeygen-release deploy -signed signed.json -manifest M -function F [-publish]
 //	ethkeygen-release stack-params -signed signed.json
 //
 // Errors go to stderr on one line, with exit status 1 (2 for usage).
@@ -75,6 +75,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		manifest := fs.String("manifest", "", "the reviewed manifest")
 		src := fs.String("src", "", "a clean checkout of the manifest's commit")
 		repo := fs.String("repo", "", "or: a repository to clone at the manifest's commit into a temporary directory")
+		pkg := fs.String("pkg", release.DefaultPackage, "main package to build (the release manager's choice; the manifest's must match it)")
 		if err := fs.Parse(args); err != nil {
 			return err
 		}
@@ -98,11 +99,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 				return err
 			}
 		}
-		got, err := release.Verify(ctx, release.Config{Dir: dir}, want)
+		got, err := release.Verify(ctx, release.Config{Dir: dir, Package: *pkg}, want)
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "OK %s %s zip sha256 %s\n", got.Commit, got.Arch, got.ZipSHA256)
+		fmt.Fprint(stdout, release.VerifiedReport(got))
 		return nil
 
 	case "upload-and-sign":
@@ -156,12 +157,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case "deploy", "stack-params":
 		signedPath := fs.String("signed", "", "the JSON upload-and-sign printed")
 		function := fs.String("function", "", "function name (the stack's FunctionName output)")
+		manifestPath := fs.String("manifest", "", "the verified manifest (deploy: the bootstrap and the deployed CodeSha256 are checked against it)")
 		publish := fs.Bool("publish", true, "publish a new version")
 		if err := fs.Parse(args); err != nil {
 			return err
 		}
-		if *signedPath == "" || (cmd == "deploy" && *function == "") {
-			fmt.Fprintf(stderr, "%s needs -signed%s\n", cmd, map[bool]string{true: " and -function"}[cmd == "deploy"])
+		if *signedPath == "" || (cmd == "deploy" && (*function == "" || *manifestPath == "")) {
+			fmt.Fprintf(stderr, "%s needs -signed%s\n", cmd, map[bool]string{true: ", -manifest and -function"}[cmd == "deploy"])
 			return errUsage
 		}
 		b, err := os.ReadFile(*signedPath)
@@ -179,11 +181,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			fmt.Fprintln(stdout, strings.Join(release.StackParameters(&s.Signed, s.Arch), " "))
 			return nil
 		}
+		m, err := release.ReadManifest(*manifestPath)
+		if err != nil {
+			return err
+		}
 		cfg, err := config.LoadDefaultConfig(ctx)
 		if err != nil {
 			return err
 		}
-		d, err := release.Deploy(ctx, lambda.NewFromConfig(cfg), release.DeployInput{FunctionName: *function, Signed: &s.Signed, Arch: s.Arch, Publish: *publish})
+		d, err := release.Deploy(ctx, lambda.NewFromConfig(cfg), s3.NewFromConfig(cfg),
+			release.DeployInput{FunctionName: *function, Signed: &s.Signed, Manifest: m, Arch: s.Arch, Publish: *publish})
 		if err != nil {
 			return err
 		}
