@@ -56,6 +56,7 @@ func writeExits(e *env, out string, exits []signedExit, n depositdata.Network, a
 		ValidatorIndex uint64 `json:"validator_index"`
 		Epoch          uint64 `json:"epoch"`
 		Pubkey         string `json:"pubkey"`
+		KeyPath        string `json:"key_path,omitempty"`
 		File           string `json:"file"`
 	}
 	var written []outExit
@@ -65,7 +66,7 @@ func writeExits(e *env, out string, exits []signedExit, n depositdata.Network, a
 		if err := batch.Write(path, files[i], 0o644); err != nil {
 			return fmt.Errorf("writing exit: %w", err)
 		}
-		written = append(written, outExit{vi, uint64(x.exit.Message.Epoch), fmt.Sprintf("0x%x", x.pubkey), path})
+		written = append(written, outExit{vi, uint64(x.exit.Message.Epoch), fmt.Sprintf("0x%x", x.pubkey), x.path, path})
 	}
 	batch.Commit()
 	if asJSON {
