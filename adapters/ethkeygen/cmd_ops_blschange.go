@@ -20,16 +20,13 @@ func init() {
 }
 
 func parseCredentialsList(s string) ([][32]byte, error) {
-	if s == "" {
-		return nil, usagef("--bls-withdrawal-credentials-list is empty")
-	}
-	parts := strings.Split(s, ",")
-	if len(parts) > maxOpsBatch {
-		return nil, usagef("--bls-withdrawal-credentials-list has %d entries, at most %d", len(parts), maxOpsBatch)
+	parts, err := splitList("bls-withdrawal-credentials-list", s)
+	if err != nil {
+		return nil, err
 	}
 	out := make([][32]byte, len(parts))
 	for i, p := range parts {
-		p = strings.TrimPrefix(strings.TrimSpace(p), "0x")
+		p = strings.TrimPrefix(p, "0x")
 		b, err := hex.DecodeString(p)
 		if err != nil || len(b) != 32 {
 			return nil, usagef("--bls-withdrawal-credentials-list entry %d: want 32 bytes of hex", i+1)

@@ -3,6 +3,7 @@ package main
 import (
 	"flag"
 	"fmt"
+	"regexp"
 	"strconv"
 	"strings"
 
@@ -52,19 +53,42 @@ func (c *chainFlags) network() (depositdata.Network, error) {
 	return n, nil
 }
 
-// parseIndexList parses "V1,V2,..." into distinct validator indices.
-func parseIndexList(flagName, s string) ([]uint64, error) {
+// listSep separates list entries: commas or white space, as
+// ethstaker-deposit-cli accepts them.
+var listSep = regexp.MustCompile(`\s*,\s*|\s+`)
+
+// splitList splits a list flag; an empty entry is an error.
+func splitList(flagName, s string) ([]string, error) {
+	s = strings.TrimSpace(s)
 	if s == "" {
 		return nil, usagef("--%s is empty", flagName)
 	}
-	parts := strings.Split(s, ",")
+	parts := listSep.Split(s, -1)
+	if len(parts) > maxOpsBatch {
+		return nil, usagef("--%s has %d entries, at most %d", flagName, len(parts), maxOpsBatch)
+	}
+	for i, p := range parts {
+		if p == "" {
+			return nil, usagef("--%s entry %d is empty", flagName, i+1)
+		}
+	}
+	return parts, nil
+}
+
+// parseIndexList parses "V1,V2,..." (or "V1 V2 ...") into distinct
+// validator indices.
+func parseIndexList(flagName, s string) ([]uint64, error) {
+	parts, err := splitList(flagName, s)
+	if err != nil {
+		return nil, err
+	}
 	if len(parts) > maxOpsBatch {
 		return nil, usagef("--%s has %d entries, at most %d", flagName, len(parts), maxOpsBatch)
 	}
 	out := make([]uint64, len(parts))
 	seen := map[uint64]bool{}
 	for i, p := range parts {
-		v, err := ops.ParseUint("validator index", strings.TrimSpace(p))
+		v, err := ops.ParseUint("validator index", p)
 		if err == nil {
 			err = ops.CheckValidatorIndex(v)
 		}

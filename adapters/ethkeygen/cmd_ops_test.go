@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"unicode"
 
 	"github.com/ethkeygen/ethkeygen/depositdata"
 	"github.com/ethkeygen/ethkeygen/internal/opscheck"
@@ -122,7 +123,7 @@ func testExitMnemonic(t *testing.T, o *cliOutputs) {
 	// Several validators; key start+k signs for the k-th index.
 	out := filepath.Join(t.TempDir(), "exits")
 	r := mustRun(t, "exit-transaction-mnemonic", "--mnemonic-file", mf, "--chain", "hoodi", "--start-index", "3",
-		"--validator-indices", "10,20,30", "--out", out, "--json")
+		"--validator-indices", "10, 20 30", "--out", out, "--json")
 	var res struct {
 		Exits []struct {
 			ValidatorIndex uint64 `json:"validator_index"`
@@ -307,6 +308,7 @@ func opsBadInputCases(t *testing.T, w *badInputWorld) []struct {
 		{"exit-transaction-mnemonic/bad index", exitArgs("--validator-indices", "1,x"), "entry 2"},
 		{"exit-transaction-mnemonic/index past the registry", exitArgs("--validator-indices", "1099511627776"), "validator index"},
 		{"exit-transaction-mnemonic/repeated index", exitArgs("--validator-indices", "1,1"), "twice"},
+		{"exit-transaction-mnemonic/empty index entry", exitArgs("--validator-indices", "1,,2"), "entry 2 is empty"},
 		{"exit-transaction-mnemonic/no indices", withoutFlag(exitArgs(), "--validator-indices"), "--validator-indices"},
 		{"exit-transaction-mnemonic/start index too far", exitArgs("--start-index", "4294967295", "--validator-indices", "1,2"), "--start-index"},
 		{"exit-transaction-mnemonic/missing mnemonic file", exitArgs("--mnemonic-file", filepath.Join(d, "none")), "mnemonic file"},
@@ -413,7 +415,7 @@ func FuzzOpsFlagParsers(f *testing.F) {
 		if e, err := parseEpoch(epoch); err == nil && e > ops.MaxEpoch {
 			t.Fatalf("accepted epoch %q as %d", epoch, e)
 		}
-		if cs, err := parseCredentialsList(creds); err == nil && len(cs) != strings.Count(creds, ",")+1 {
+		if cs, err := parseCredentialsList(creds); err == nil && len(cs) != len(strings.FieldsFunc(creds, func(r rune) bool { return r == ',' || unicode.IsSpace(r) })) {
 			t.Fatalf("accepted %q as %d credentials", creds, len(cs))
 		}
 	})
