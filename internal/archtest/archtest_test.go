@@ -147,7 +147,7 @@ func checkDeps(t *testing.T, p *pkg, deps []string, rules ...forbidden) {
 // AWS, HTTP, a database or a subprocess.
 func TestPurePackages(t *testing.T) {
 	all, _ := ours(t)
-	for _, name := range []string{"keygen", "keygen/keystore", "depositdata"} {
+	for _, name := range []string{"keygen", "keygen/keystore", "depositdata", "ops"} {
 		p := get(t, all, name)
 		checkDeps(t, p, p.Deps, noAWS, noHTTP, noExec, noDB)
 	}
@@ -162,6 +162,7 @@ func TestPureImportEachOther(t *testing.T) {
 		"keygen":          {},
 		"keygen/keystore": {"keygen", "internal/pyjson"},
 		"depositdata":     {"internal/pyjson", "internal/version"},
+		"ops":             {"depositdata", "internal/pyjson", "internal/version"},
 	}
 	for name, ok := range allowed {
 		p := get(t, all, name)

@@ -17,6 +17,7 @@ const (
 	EnvRIE                = "ETHKEYGEN_RIE"
 	EnvCFNLint            = "ETHKEYGEN_CFN_LINT"
 	EnvRequireIntegration = "ETHKEYGEN_REQUIRE_INTEGRATION"
+	EnvNodeModules        = "ETHKEYGEN_NODE_MODULES"
 )
 
 // Region is the region every local test client uses.
@@ -72,6 +73,15 @@ func RIEPath(t testing.TB) string {
 func CFNLintPath(t testing.TB) string {
 	t.Helper()
 	return lookup(t, EnvCFNLint, "the cfn-lint path")
+}
+
+// NodeModules returns the node_modules directory holding the npm packages
+// of the independent exit and BLS-change checker (internal/opscheck), or
+// skips the test (fails it under ETHKEYGEN_REQUIRE_INTEGRATION=1) when
+// there is none.
+func NodeModules(t testing.TB) string {
+	t.Helper()
+	return lookup(t, EnvNodeModules, "the node_modules path of the independent checker")
 }
 
 // AWSConfig returns an aws.Config for a local emulator at endpoint: static

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -99,6 +100,17 @@ func TestKMSEncryptionContext(t *testing.T) {
 				t.Errorf("Decrypt error = %v, want InvalidCiphertextException", err)
 			}
 		})
+	}
+}
+
+// TestNodeModules: the independent checker's packages are installed where
+// ETHKEYGEN_NODE_MODULES points.
+func TestNodeModules(t *testing.T) {
+	nm := testenv.NodeModules(t)
+	for _, pkg := range []string{"@chainsafe/ssz", "@noble/curves"} {
+		if _, err := os.Stat(filepath.Join(nm, pkg, "package.json")); err != nil {
+			t.Errorf("%s: %v", pkg, err)
+		}
 	}
 }
 
