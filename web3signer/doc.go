@@ -16,8 +16,17 @@
 // [RawConfigs], it is written as a "file-raw" config holding the private key
 // itself, which is weaker (see below).
 //
-// [EmptyInterchange] produces an EIP-3076 interchange (format version 5) with
-// no signed blocks or attestations, for keys that have never signed.
+// Slashing protection travels with the keys as an EIP-3076 interchange
+// (format version 5). [BuildInterchange] makes the one to import with a
+// set of keys: the genesis validators root is a required argument (from the
+// caller's network table, never from a document), each key that has signed
+// before brings its previous signer's interchange, which must be for the
+// same network ([ErrGenesisRoot]) and hold that key ([ErrInterchangeKey]),
+// and is merged (a union: nothing is dropped); a key without one gets an
+// empty history. [ParseInterchange] reads an interchange with the rules of
+// Web3Signer's InterchangeV5Importer and checks its root; [KeyInterchange]
+// extracts one key's history (say from a Keymanager API DELETE of many
+// keys). [EmptyInterchange] is BuildInterchange for keys that never signed.
 //
 // # Security
 //
@@ -37,7 +46,8 @@
 //     It saves one scrypt run per key at load time and is meant only for an
 //     in-memory directory inside protected compute.
 //   - The package never logs. Slashing protection is only as good as the
-//     claim that the keys have never signed: [EmptyInterchange] is correct
-//     only for keys that are new, and must never be used to "reset" the
-//     history of a key that has been active anywhere.
+//     history it is given: an empty history is correct only for keys that
+//     are new, and must never be used to "reset" the history of a key that
+//     has been active anywhere; whether a key has signed is the caller's
+//     (custody's) knowledge, not this package's.
 package web3signer
