@@ -202,8 +202,9 @@ func (w *world) verifyKeyDir() map[string]bool {
 		if err := yaml.Unmarshal(b, &c); err != nil || c.Type != "file-keystore" || c.KeyType != "BLS" {
 			t.Fatalf("%s: %v %+v", e.Name(), err, c)
 		}
-		ksJSON, _ := os.ReadFile(c.KeystoreFile)
-		pw, _ := os.ReadFile(c.KeystorePasswordFile)
+		// Relative to the key directory, as Web3Signer resolves them.
+		ksJSON, _ := os.ReadFile(filepath.Join(w.keyDir, c.KeystoreFile))
+		pw, _ := os.ReadFile(filepath.Join(w.keyDir, c.KeystorePasswordFile))
 		var doc struct {
 			Crypto map[string]any `json:"crypto"`
 		}
@@ -263,7 +264,7 @@ func (w *world) secrets() []string {
 	}
 	if entries, err := os.ReadDir(w.keyDir); err == nil {
 		for _, e := range entries {
-			if strings.HasSuffix(e.Name(), ".txt") {
+			if strings.HasSuffix(e.Name(), web3signer.PasswordSuffix) {
 				b, _ := os.ReadFile(filepath.Join(w.keyDir, e.Name()))
 				out = append(out, string(b))
 			}

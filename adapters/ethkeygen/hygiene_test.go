@@ -114,7 +114,7 @@ func TestNoSecretLeaks(t *testing.T) {
 		switch {
 		case p == filepath.Join(home, "identity.txt"):
 			return nil // the decryption key itself, by design
-		case filepath.Dir(p) == w3s && strings.HasSuffix(p, ".txt"):
+		case filepath.Dir(p) == w3s && strings.HasSuffix(p, ".password"):
 			return nil // Web3Signer password files, the output of decrypt by design
 		}
 		b, _ := os.ReadFile(p)
