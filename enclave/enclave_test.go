@@ -29,7 +29,6 @@ import (
 	"github.com/ethkeygen/ethkeygen/enclave/parent"
 	"github.com/ethkeygen/ethkeygen/envelope"
 	"github.com/ethkeygen/ethkeygen/envelope/envelopetest"
-	"github.com/ethkeygen/ethkeygen/keygen/keystore"
 	"github.com/ethkeygen/ethkeygen/store"
 	"github.com/ethkeygen/ethkeygen/store/sqlitestore"
 	"github.com/ethkeygen/ethkeygen/web3signer"
@@ -144,7 +143,6 @@ func (w *world) config() enclave.Config {
 			w.gotCreds = creds
 			return envelope.NewNitroKMSOpener(w.rkms, w.nsm), nil
 		},
-		WriteOptions: []web3signer.Option{web3signer.WithKeystoreOptions(keystore.WithInsecureCost(w.t, 16))},
 	}
 }
 

@@ -102,6 +102,11 @@ type Record struct {
 	Sealed                []byte          `json:"sealed"`
 	Status                store.Status    `json:"status"`
 	CreatedAt             time.Time       `json:"created_at"`
+	// Interchange is the EIP-3076 history the key's previous signer
+	// returned (public data, kept with the key's state), or nil for a
+	// key that never signed. It must be for the request's network and
+	// hold this key.
+	Interchange json.RawMessage `json:"interchange,omitempty"`
 }
 
 // RecordOf converts a stored record to its wire form.

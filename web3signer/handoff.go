@@ -93,6 +93,10 @@ type Opened struct {
 // custody.ScryptWorkerMemory) when opening runs scrypt; GOMAXPROCS for
 // raw-format secrets, whose opening runs no KDF).
 //
+// An open function that returns a zero Opened and a nil error skips key i
+// (its entry in the result is nil): it records why itself, so that every
+// key can be tried and each failure reported.
+//
 // The result is in the order of i. On the first error, or when ctx ends,
 // it stops handing out work, waits only for the calls in flight, destroys
 // every hand-off made, and returns the error (ctx.Err() on cancellation).
@@ -157,6 +161,9 @@ func prepareOne(ctx context.Context, i int, open func(ctx context.Context, i int
 	}
 	if err != nil {
 		return nil, err
+	}
+	if o.Pubkey == "" && o.SecretKey == nil {
+		return nil, nil // skipped by the open function, which records why
 	}
 	pk, err := NormalizePubkey(o.Pubkey)
 	if err != nil {

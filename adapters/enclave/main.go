@@ -1,7 +1,8 @@
-// Command enclave runs inside the AWS Nitro Enclave image: it accepts one
-// load request at a time from the parent over vsock and writes a Web3Signer
-// key directory on the enclave's in-memory filesystem. All logic is in
-// package enclave.
+// Command enclave runs inside the AWS Nitro Enclave image as a long-running
+// service: it accepts load requests from the parent over vsock, one at a
+// time, for as long as it runs, and adds each request's keys to the
+// Web3Signer key directory on the enclave's in-memory filesystem (then asks
+// Web3Signer to reload, with -reload-url). All logic is in package enclave.
 package main
 
 import (
@@ -27,6 +28,7 @@ func main() {
 	proxyPort := flag.Uint("kms-proxy-port", 8000, "vsock port of the parent's vsock-proxy to the KMS endpoint")
 	keyDir := flag.String("key-dir", "/run/web3signer/keys", "Web3Signer key directory (must be on a tmpfs)")
 	interchange := flag.String("interchange", "/run/web3signer/slashing-protection.json", "EIP-3076 interchange file to write")
+	reload := flag.String("reload-url", "", "Web3Signer's reload endpoint (e.g. http://127.0.0.1:9000/reload), called after each load so new keys go live without a restart")
 	debug := flag.Bool("debug", false, "log at debug level")
 	flag.Parse()
 
@@ -50,6 +52,7 @@ func main() {
 	cfg := enclave.Config{
 		KeyDir: *keyDir, InterchangeFile: *interchange, Logger: log,
 		NewOpener: enclave.NitroOpener(dial, attest.NSM{}),
+		Signer:    &enclave.KeyDirSigner{Dir: *keyDir, InterchangeFile: *interchange, ReloadURL: *reload},
 	}
 	log.Info("ready", slog.Uint64("port", uint64(*port)))
 	for {

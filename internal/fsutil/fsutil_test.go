@@ -34,3 +34,21 @@ func TestBatchRollbackAndNoOverwrite(t *testing.T) {
 		}
 	}
 }
+
+func TestReplaceFileAtomic(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "f")
+	for _, s := range []string{"one", "two"} {
+		if err := ReplaceFileAtomic(p, []byte(s), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if b, _ := os.ReadFile(p); string(b) != s {
+			t.Fatalf("got %q want %q", b, s)
+		}
+	}
+	if st, _ := os.Stat(p); st.Mode().Perm() != 0o600 {
+		t.Fatalf("mode %v", st.Mode())
+	}
+	if entries, _ := os.ReadDir(filepath.Dir(p)); len(entries) != 1 {
+		t.Fatalf("%d entries: a temporary file was left", len(entries))
+	}
+}
