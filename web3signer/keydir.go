@@ -184,14 +184,16 @@ func WriteKeyDir(dir string, keys []Key, opts ...Option) (err error) {
 			}
 		}
 	}()
-	for _, f := range files {
-		if werr := batch.Write(filepath.Join(abs, f.name), f.data, FilePerm); werr != nil {
-			var ee *fsutil.ExistsError
-			if errors.As(werr, &ee) {
-				return fmt.Errorf("%w: %s", ErrExists, ee.Path)
-			}
-			return fmt.Errorf("web3signer: writing %s: %w", f.name, werr)
+	all := make([]fsutil.File, len(files))
+	for i, f := range files {
+		all[i] = fsutil.File{Name: f.name, Data: f.data}
+	}
+	if werr := batch.WriteAll(abs, all, FilePerm); werr != nil {
+		var ee *fsutil.ExistsError
+		if errors.As(werr, &ee) {
+			return fmt.Errorf("%w: %s", ErrExists, ee.Path)
 		}
+		return fmt.Errorf("web3signer: writing the key directory: %w", werr)
 	}
 	batch.Commit()
 	return nil
