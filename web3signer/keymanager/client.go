@@ -40,11 +40,17 @@ var (
 // Path of the keystore endpoints.
 const KeystoresPath = "/eth/v1/keystores"
 
-// DefaultTimeout bounds one request, answer included. A server that
-// decrypts scrypt keystores on import needs about 1 s per key per core
-// (Lodestar's WASM BLS, 11 s): give WithTimeout for large imports of such
-// keystores, or hand keys over as web3signer.HandoffKeystore makes them.
+// DefaultTimeout bounds one request, answer included. A server decrypts
+// every keystore it imports: with scrypt keystores that is about a second
+// per key (Lodestar v1.5.1 took 11 s): give WithTimeout for large imports
+// of those, or hand keys over as web3signer.HandoffKeystore makes them
+// (pbkdf2, c=1: milliseconds).
 const DefaultTimeout = 2 * time.Minute
+
+// ImportBatch is a sensible number of keys per Import: servers bound a
+// request's body (Lodestar v1.5.1's Keymanager API: 20 MB), and a
+// hand-off keystore with its password and history takes about 1 KB.
+const ImportBatch = 1000
 
 // MaxResponseSize bounds an answer (an interchange for many keys with
 // history can be large).
