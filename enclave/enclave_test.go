@@ -29,7 +29,6 @@ import (
 	"github.com/ethkeygen/ethkeygen/enclave/parent"
 	"github.com/ethkeygen/ethkeygen/envelope"
 	"github.com/ethkeygen/ethkeygen/envelope/envelopetest"
-	"github.com/ethkeygen/ethkeygen/keygen/keystore"
 	"github.com/ethkeygen/ethkeygen/provenance"
 	"github.com/ethkeygen/ethkeygen/store"
 	"github.com/ethkeygen/ethkeygen/store/sqlitestore"
@@ -170,7 +169,6 @@ func (w *world) config() enclave.Config {
 			w.gotCreds = creds
 			return envelope.NewNitroKMSOpener(w.rkms, w.nsm), nil
 		},
-		WriteOptions: []web3signer.Option{web3signer.WithKeystoreOptions(keystore.WithInsecureCost(w.t, 16))},
 	}
 }
 
@@ -230,8 +228,9 @@ func (w *world) verifyKeyDir() map[string]bool {
 		if err := yaml.Unmarshal(b, &c); err != nil || c.Type != "file-keystore" || c.KeyType != "BLS" {
 			t.Fatalf("%s: %v %+v", e.Name(), err, c)
 		}
-		ksJSON, _ := os.ReadFile(c.KeystoreFile)
-		pw, _ := os.ReadFile(c.KeystorePasswordFile)
+		// Relative to the key directory, as Web3Signer resolves them.
+		ksJSON, _ := os.ReadFile(filepath.Join(w.keyDir, c.KeystoreFile))
+		pw, _ := os.ReadFile(filepath.Join(w.keyDir, c.KeystorePasswordFile))
 		var doc struct {
 			Crypto map[string]any `json:"crypto"`
 		}
@@ -291,7 +290,7 @@ func (w *world) secrets() []string {
 	}
 	if entries, err := os.ReadDir(w.keyDir); err == nil {
 		for _, e := range entries {
-			if strings.HasSuffix(e.Name(), ".txt") {
+			if strings.HasSuffix(e.Name(), web3signer.PasswordSuffix) {
 				b, _ := os.ReadFile(filepath.Join(w.keyDir, e.Name()))
 				out = append(out, string(b))
 			}

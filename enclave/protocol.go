@@ -108,9 +108,15 @@ type Record struct {
 	Auth       []byte           `json:"auth"`
 	AuthKeyID  string           `json:"auth_key_id"`
 	Provenance store.Provenance `json:"provenance"`
-	// SealedMnemonicDigest lets the authenticator (which covers the
-	// mnemonic blob by its SHA-256) be checked without sending the blob.
+	// SealedMnemonic is the separately sealed mnemonic's ciphertext (under
+	// the mnemonic key, which the enclave's role cannot use), sent only so
+	// that the authenticator, which covers it, can be checked.
 	SealedMnemonic []byte `json:"sealed_mnemonic,omitempty"`
+	// Interchange is the EIP-3076 history the key's previous signer
+	// returned (public data, kept with the key's state), or nil for a
+	// key that never signed. It must be for the request's network and
+	// hold this key.
+	Interchange json.RawMessage `json:"interchange,omitempty"`
 }
 
 // RecordOf converts a stored record to its wire form.

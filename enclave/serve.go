@@ -6,13 +6,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
-	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"github.com/ethkeygen/ethkeygen/custody"
 	"github.com/ethkeygen/ethkeygen/envelope"
-	"github.com/ethkeygen/ethkeygen/internal/fsutil"
 	"github.com/ethkeygen/ethkeygen/provenance"
 	"github.com/ethkeygen/ethkeygen/store"
 	"github.com/ethkeygen/ethkeygen/web3signer"
@@ -38,11 +36,30 @@ type Config struct {
 	// Logger receives structured logs; nil discards them. No secret is
 	// ever logged.
 	Logger *slog.Logger
-	// WriteOptions are passed to web3signer.WriteKeyDir (for example
-	// web3signer.RawConfigs, or WithKeystoreOptions in tests).
-	WriteOptions []web3signer.Option
+	// Signer receives the keys of every load: the running signer. Nil
+	// means a KeyDirSigner writing KeyDir and InterchangeFile (no reload
+	// call): Web3Signer then needs a restart or POST /reload to see them.
+	Signer Signer
+	// GenesisRoot returns the genesis validators root of a network named
+	// in a record (the network table, depositdata). When set, a request
+	// whose root is not the one of every record's network is refused;
+	// when nil, the request's root is trusted as the parent sent it.
+	// TODO(lead): wire depositdata's network table here once
+	// Network.GenesisValidatorsRoot lands.
+	GenesisRoot func(network string) ([32]byte, bool)
+	// MaxMemory bounds opening keystore-format secrets (one scrypt run
+	// each, 256 MiB): custody.Workers(MaxMemory, ScryptWorkerMemory) run
+	// at once (custody.DefaultMaxMemory if 0).
+	MaxMemory int64
 	// MaxMessageSize bounds the request (MaxMessageSize if 0).
 	MaxMessageSize int
+}
+
+func (cfg *Config) signer() Signer {
+	if cfg.Signer != nil {
+		return cfg.Signer
+	}
+	return &KeyDirSigner{Dir: cfg.KeyDir, InterchangeFile: cfg.InterchangeFile}
 }
 
 // deadliner is implemented by net.Conn.
@@ -62,8 +79,8 @@ func Serve(ctx context.Context, conn io.ReadWriter, cfg Config) error {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	if cfg.KeyDir == "" || cfg.InterchangeFile == "" || cfg.NewOpener == nil {
-		return errors.New("enclave: Config needs KeyDir, InterchangeFile and NewOpener")
+	if (cfg.Signer == nil && (cfg.KeyDir == "" || cfg.InterchangeFile == "")) || cfg.NewOpener == nil {
+		return errors.New("enclave: Config needs NewOpener, and a Signer or KeyDir and InterchangeFile")
 	}
 	if d, ok := conn.(deadliner); ok {
 		if dl, ok := ctx.Deadline(); ok {
@@ -127,7 +144,8 @@ func load(ctx context.Context, req *LoadRequest, cfg Config, log *slog.Logger) *
 	case len(req.Records) > MaxRecords:
 		return refuse(res, fmt.Sprintf("%d records, at most %d", len(req.Records), MaxRecords))
 	}
-	if _, err := web3signer.EmptyInterchange(req.GenesisValidatorsRoot, nil); err != nil {
+	root, err := web3signer.ParseRoot(req.GenesisValidatorsRoot)
+	if err != nil {
 		return refuse(res, "genesis validators root is not 32 bytes of hex")
 	}
 
@@ -146,10 +164,27 @@ func load(ctx context.Context, req *LoadRequest, cfg Config, log *slog.Logger) *
 		case r.Status == store.StatusDeposited && !req.Takeover:
 			ks.Status, ks.Reason = KeyRefused, "deposited: may be active on another signer (takeover not requested)"
 		case r.Status == store.StatusDeposited:
-			ks.NeedsSlashingHistory = true
+			ks.NeedsSlashingHistory = r.Interchange == nil
 		case r.Status == store.StatusGenerated || r.Status == store.StatusExported:
+			if r.Interchange != nil {
+				ks.Status, ks.Reason = KeyFailed, "a key that never signed comes with a signing history"
+			}
 		default:
 			ks.Status, ks.Reason = KeyRefused, "unknown status"
+		}
+		if ks.Status == KeySkipped && cfg.GenesisRoot != nil {
+			want, ok := cfg.GenesisRoot(r.Network)
+			switch {
+			case !ok:
+				ks.Status, ks.Reason = KeyRefused, "unknown network"
+			case web3signer.CheckGenesisRoot(want, root) != nil:
+				ks.Status, ks.Reason = KeyRefused, "the request's genesis validators root is not its network's"
+			}
+		}
+		if ks.Status == KeySkipped && r.Interchange != nil {
+			if _, err := web3signer.KeyInterchange(r.Interchange, root, r.Pubkey); err != nil {
+				ks.Status, ks.Reason = KeyRefused, historyReason(err)
+			}
 		}
 		if ks.Status != KeySkipped {
 			refused = true
@@ -168,63 +203,91 @@ func load(ctx context.Context, req *LoadRequest, cfg Config, log *slog.Logger) *
 		return refuse(res, "cannot reach the key service")
 	}
 	opener := custody.NewOpener(nil, op, cfg.Verifier)
-	secrets := make([]*custody.Secret, 0, len(req.Records))
+	var failed atomic.Bool
+	// Every record is tried (each failure reported), on every core within
+	// MaxMemory; each opened secret becomes a hand-off keystore at once
+	// and is destroyed.
+	handoffs, err := web3signer.PrepareHandoffs(ctx, len(req.Records), custody.Workers(cfg.MaxMemory, custody.ScryptWorkerMemory),
+		func(ctx context.Context, i int) (web3signer.Opened, error) {
+			r := req.Records[i]
+			s, err := opener.OpenRecord(ctx, r.store())
+			if err != nil {
+				failed.Store(true)
+				res.Keys[i].Status, res.Keys[i].Reason = KeyFailed, reasonOf(err)
+				// The error chain names no secret (envelope and custody
+				// promise it); it may name AWS error codes.
+				log.Error("opening a record", slog.String("pubkey", short(r.Pubkey)), slog.String("error", err.Error()))
+				return web3signer.Opened{}, nil
+			}
+			log.Debug("record opened and verified", slog.String("pubkey", short(r.Pubkey)), slog.String("format", string(s.Format)))
+			path := ""
+			if s.Keystore != nil {
+				path = s.Keystore.Path
+			}
+			return web3signer.Opened{Pubkey: r.Pubkey, SecretKey: s.SigningKey(), Path: path, Release: s.Destroy}, nil
+		})
 	defer func() {
-		for _, s := range secrets {
-			s.Destroy()
+		for _, h := range handoffs {
+			h.Destroy()
 		}
 	}()
-	keys := make([]web3signer.Key, 0, len(req.Records))
-	var fresh []string
-	failed := false
-	for i, r := range req.Records {
-		s, err := opener.OpenRecord(ctx, r.store())
-		if err != nil {
-			failed = true
-			res.Keys[i].Status, res.Keys[i].Reason = KeyFailed, reasonOf(err)
-			// The error chain names no secret (envelope and custody
-			// promise it); it may name AWS error codes.
-			log.Error("opening a record", slog.String("pubkey", short(r.Pubkey)), slog.String("error", err.Error()))
-			continue
-		}
-		secrets = append(secrets, s)
-		log.Debug("record opened and verified", slog.String("pubkey", short(r.Pubkey)), slog.String("format", string(s.Format)))
-		k := web3signer.Key{Pubkey: r.Pubkey, SecretKey: s.SigningKey()}
-		if s.Format == custody.FormatKeystore && s.Keystore != nil {
-			k.Keystore, k.Password = s.Keystore, s.UnsafePassword()
-		}
-		keys = append(keys, k)
-		if !res.Keys[i].NeedsSlashingHistory {
-			fresh = append(fresh, r.Pubkey)
-		}
+	if err != nil {
+		log.Error("opening records", slog.String("error", err.Error()))
+		return refuse(res, "opening the records was interrupted; nothing was loaded")
 	}
-	if failed {
+	if failed.Load() {
 		return refuse(res, "some keys did not open; nothing was loaded")
 	}
 
-	interchange, err := web3signer.EmptyInterchange(req.GenesisValidatorsRoot, fresh)
+	hist := make([]web3signer.KeyHistory, 0, len(req.Records))
+	withHistory := 0
+	for i, r := range req.Records {
+		if res.Keys[i].NeedsSlashingHistory {
+			continue // TODO(lead): refuse a takeover without history unless the operator said --no-slashing-history-i-understand
+		}
+		hist = append(hist, web3signer.KeyHistory{Pubkey: r.Pubkey, Previous: r.Interchange})
+		if r.Interchange != nil {
+			withHistory++
+		}
+	}
+	interchange, err := web3signer.BuildInterchange(root, hist)
 	if err != nil {
+		log.Error("building the interchange", slog.String("error", err.Error()))
 		return refuse(res, "cannot build the slashing protection interchange")
 	}
-	if err := os.MkdirAll(filepath.Dir(cfg.InterchangeFile), 0o700); err != nil {
-		log.Error("interchange directory", slog.String("error", err.Error()))
-		return refuse(res, "cannot write the slashing protection interchange")
+	outcomes, err := cfg.signer().Load(ctx, handoffs, root, interchange)
+	if err != nil {
+		log.Error("handing the keys to the signer", slog.String("error", err.Error()))
+		return refuse(res, "the signer did not take the keys; nothing was loaded")
 	}
-	if err := fsutil.WriteFileAtomic(cfg.InterchangeFile, interchange, 0o600); err != nil {
-		log.Error("writing the interchange", slog.String("error", err.Error()))
-		return refuse(res, "cannot write the slashing protection interchange")
+	loaded := 0
+	for i, o := range outcomes {
+		if o.Loaded {
+			res.Keys[i].Status = KeyLoaded
+			loaded++
+		} else {
+			res.Keys[i].Status, res.Keys[i].Reason = KeyFailed, o.Reason
+		}
 	}
-	if err := web3signer.WriteKeyDir(cfg.KeyDir, keys, cfg.WriteOptions...); err != nil {
-		_ = os.Remove(cfg.InterchangeFile)
-		log.Error("writing the key directory", slog.String("error", err.Error()))
-		return refuse(res, "cannot write the key directory; nothing was loaded")
-	}
-	for i := range res.Keys {
-		res.Keys[i].Status = KeyLoaded
+	log.Info("keys handed to the signer", slog.Int("count", len(handoffs)), slog.Int("loaded", loaded), slog.Int("with_history", withHistory))
+	if loaded != len(handoffs) {
+		// A Keymanager API import is not atomic: the keys marked loaded
+		// are live on the signer.
+		return refuse(res, "the signer did not load every key; those marked loaded are live on it")
 	}
 	res.OK = true
-	log.Info("keys loaded", slog.Int("count", len(keys)), slog.Int("new", len(fresh)), slog.String("dir", cfg.KeyDir))
 	return res
+}
+
+func historyReason(err error) string {
+	switch {
+	case errors.Is(err, web3signer.ErrGenesisRoot):
+		return "its signing history is for another network"
+	case errors.Is(err, web3signer.ErrInterchangeKey):
+		return "its signing history is another key's"
+	default:
+		return "its signing history is not a valid interchange"
+	}
 }
 
 // reasonOf maps an open failure to a fixed phrase for the parent.

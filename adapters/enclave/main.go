@@ -1,11 +1,15 @@
-// Command enclave runs inside the AWS Nitro Enclave image: it accepts one
-// load request at a time from the parent over vsock and writes a Web3Signer
-// key directory on the enclave's in-memory filesystem. All logic is in
-// package enclave.
+// Command enclave runs inside the AWS Nitro Enclave image as a long-running
+// service: it accepts load requests from the parent over vsock, one at a
+// time, for as long as it runs, and adds each request's keys to the
+// Web3Signer key directory on the enclave's in-memory filesystem (then asks
+// Web3Signer to reload, with -reload-url), or imports them through a
+// Keymanager API (-keymanager-url, -keymanager-token-file, -keymanager-ca-file).
+// All logic is in package enclave.
 package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"log/slog"
 	"net"
@@ -20,6 +24,7 @@ import (
 	"github.com/ethkeygen/ethkeygen/enclave"
 	"github.com/ethkeygen/ethkeygen/internal/awsenv"
 	"github.com/ethkeygen/ethkeygen/internal/hardening"
+	"github.com/ethkeygen/ethkeygen/web3signer/keymanager"
 )
 
 func main() {
@@ -29,6 +34,10 @@ func main() {
 	proxyPort := flag.Uint("kms-proxy-port", 8000, "vsock port of the parent's vsock-proxy to the KMS endpoint")
 	keyDir := flag.String("key-dir", "/run/web3signer/keys", "Web3Signer key directory (must be on a tmpfs)")
 	interchange := flag.String("interchange", "/run/web3signer/slashing-protection.json", "EIP-3076 interchange file to write")
+	reload := flag.String("reload-url", "", "Web3Signer's reload endpoint (e.g. http://127.0.0.1:9000/reload), called after each load so new keys go live without a restart")
+	kmURL := flag.String("keymanager-url", "", "load keys through this Keymanager API (Web3Signer --key-manager-api-enabled) instead of the key directory")
+	kmToken := flag.String("keymanager-token-file", "", "bearer token file of the Keymanager API")
+	kmCA := flag.String("keymanager-ca-file", "", "PEM CA that signed the Keymanager API's certificate (pinned: system roots not trusted)")
 	debug := flag.Bool("debug", false, "log at debug level")
 	flag.Parse()
 
@@ -56,9 +65,20 @@ func main() {
 	dial := func(ctx context.Context, _, _ string) (net.Conn, error) {
 		return vsock.Dial(vsock.Host, uint32(*proxyPort), nil) // CID 3: the parent
 	}
+	var signer enclave.Signer = &enclave.KeyDirSigner{Dir: *keyDir, InterchangeFile: *interchange, ReloadURL: *reload}
+	if *kmURL != "" {
+		client, err := keymanagerClient(*kmURL, *kmToken, *kmCA)
+		if err != nil {
+			log.Error("keymanager", slog.String("error", err.Error()))
+			os.Exit(2)
+		}
+		defer client.Close()
+		signer = &enclave.KeymanagerSigner{Client: client}
+	}
 	cfg := enclave.Config{
 		KeyDir: *keyDir, InterchangeFile: *interchange, Logger: log,
 		NewOpener: enclave.NitroOpener(dial, attest.NSM{}),
+		Signer:    signer,
 	}
 	log.Info("ready", slog.Uint64("port", uint64(*port)))
 	for {
@@ -77,4 +97,19 @@ func main() {
 		cancel()
 		conn.Close()
 	}
+}
+
+func keymanagerClient(url, tokenFile, caFile string) (*keymanager.Client, error) {
+	if tokenFile == "" {
+		return nil, errors.New("-keymanager-url needs -keymanager-token-file")
+	}
+	tok, err := keymanager.ReadTokenFile(tokenFile)
+	if err != nil {
+		return nil, err
+	}
+	var opts []keymanager.Option
+	if caFile != "" {
+		opts = append(opts, keymanager.WithCAFile(caFile))
+	}
+	return keymanager.New(url, tok, opts...)
 }

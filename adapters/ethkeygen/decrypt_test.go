@@ -49,7 +49,9 @@ func checkWeb3SignerDir(t *testing.T, dir string, want []string) {
 		if field(doc, "type") != "file-keystore" || field(doc, "keyType") != "BLS" {
 			t.Fatalf("config %s", doc)
 		}
-		ksPath, pwPath := field(doc, "keystoreFile"), field(doc, "keystorePasswordFile")
+		// Relative to the directory, as Web3Signer resolves them against
+		// --key-store-path.
+		ksPath, pwPath := filepath.Join(dir, field(doc, "keystoreFile")), filepath.Join(dir, field(doc, "keystorePasswordFile"))
 		for _, p := range []string{cfgPath, ksPath, pwPath} {
 			if st, err := os.Stat(p); err != nil || st.Mode().Perm() != 0o600 {
 				t.Fatalf("%s: mode %v %v", p, st, err)

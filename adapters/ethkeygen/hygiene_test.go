@@ -127,7 +127,7 @@ func TestNoSecretLeaks(t *testing.T) {
 		switch {
 		case p == filepath.Join(home, "identity.txt"), p == filepath.Join(home, "generator.key"):
 			return nil // the decryption key and the generator's key themselves, by design
-		case filepath.Dir(p) == w3s && strings.HasSuffix(p, ".txt"):
+		case filepath.Dir(p) == w3s && strings.HasSuffix(p, ".password"):
 			return nil // Web3Signer password files, the output of decrypt by design
 		}
 		b, _ := os.ReadFile(p)

@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sync"
 )
 
 // WriteFileAtomic writes data to path with perm: the file either appears
@@ -86,6 +87,91 @@ func (b *Batch) Write(path string, data []byte, perm os.FileMode) error {
 	return nil
 }
 
+// File is one file of WriteAll.
+type File struct {
+	Name string // in the directory given to WriteAll
+	Data []byte
+}
+
+// WriteAll writes files into dir with perm, each appearing whole or not at
+// all and none replacing an existing file, as Write does, but for many
+// files at the cost of a few: every file's data is written to a temporary
+// file first, all of them are fsynced concurrently (the filesystem commits
+// them together), then each is linked to its name, then dir is synced
+// once. On error the temporary files are removed; the files already
+// linked stay in the batch for Rollback.
+func (b *Batch) WriteAll(dir string, files []File, perm os.FileMode) error {
+	tmps := make([]string, 0, len(files))
+	defer func() {
+		for _, t := range tmps {
+			_ = os.Remove(t) // a no-op once linked and removed
+		}
+	}()
+	for _, f := range files {
+		t, err := os.CreateTemp(dir, "."+f.Name+".tmp-*")
+		if err != nil {
+			return err
+		}
+		tmps = append(tmps, t.Name())
+		_, werr := t.Write(f.Data)
+		cerr := t.Chmod(perm)
+		if err := errors.Join(werr, cerr, t.Close()); err != nil {
+			return err
+		}
+	}
+	if err := syncAll(tmps); err != nil {
+		return err
+	}
+	for i, f := range files {
+		path := filepath.Join(dir, f.Name)
+		if err := os.Link(tmps[i], path); err != nil {
+			if errors.Is(err, os.ErrExist) {
+				return &ExistsError{Path: path}
+			}
+			return err
+		}
+		b.written = append(b.written, path)
+		_ = os.Remove(tmps[i])
+	}
+	return syncDir(dir)
+}
+
+// syncAll fsyncs the files at paths, several at once.
+func syncAll(paths []string) error {
+	const workers = 16
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		firstErr error
+	)
+	next := make(chan string)
+	for range min(workers, len(paths)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for p := range next {
+				f, err := os.Open(p)
+				if err == nil {
+					err = errors.Join(f.Sync(), f.Close())
+				}
+				if err != nil {
+					mu.Lock()
+					if firstErr == nil {
+						firstErr = err
+					}
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	for _, p := range paths {
+		next <- p
+	}
+	close(next)
+	wg.Wait()
+	return firstErr
+}
+
 // Files lists what was written.
 func (b *Batch) Files() []string { return b.written }
 
@@ -140,4 +226,35 @@ func ReadSecretFile(path string) ([]byte, error) {
 		}
 	}
 	return b, nil
+}
+
+// ReplaceFileAtomic writes data to path with perm, replacing the file if it
+// exists: readers see the old contents or the new, never a part.
+func ReplaceFileAtomic(path string, data []byte, perm os.FileMode) error {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp) // a no-op once renamed
+	if err := f.Chmod(perm); err != nil {
+		f.Close()
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	return syncDir(dir)
 }

@@ -1,6 +1,7 @@
 // Package testenv connects tests to the local servers that `make test`
 // starts: DynamoDB Local, local-kms, the Lambda Runtime Interface Emulator
-// binary and, where it is installed, cfn-lint.
+// binary, Lodestar (its CLI and a `lodestar dev` chain serving the
+// Keymanager API) and, where it is installed, cfn-lint.
 //
 // Each accessor reads one environment variable set by scripts/test.sh. When
 // the variable is unset the test is skipped, so `go test ./...` on its own

@@ -1,8 +1,13 @@
 package testenv
 
 import (
+	"context"
+	"fmt"
 	"os"
+	"os/exec"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
@@ -18,6 +23,11 @@ const (
 	EnvCFNLint            = "ETHKEYGEN_CFN_LINT"
 	EnvRequireIntegration = "ETHKEYGEN_REQUIRE_INTEGRATION"
 	EnvNodeModules        = "ETHKEYGEN_NODE_MODULES"
+	// Lodestar's dev chain (lodestar dev), started by scripts/test.sh.
+	EnvKeymanagerURL       = "ETHKEYGEN_KEYMANAGER_URL"        // its Keymanager API
+	EnvKeymanagerTokenFile = "ETHKEYGEN_KEYMANAGER_TOKEN_FILE" // that API's bearer token file
+	EnvBeaconURL           = "ETHKEYGEN_BEACON_URL"            // its beacon node's REST API
+	EnvLodestar            = "ETHKEYGEN_LODESTAR"              // the lodestar CLI (validator import/list/slashing-protection)
 )
 
 // Region is the region every local test client uses.
@@ -82,6 +92,62 @@ func CFNLintPath(t testing.TB) string {
 func NodeModules(t testing.TB) string {
 	t.Helper()
 	return lookup(t, EnvNodeModules, "the node_modules path of the independent checker")
+}
+
+// Keymanager is the Keymanager API of the validator client that make test
+// runs (Lodestar under `lodestar dev`).
+type Keymanager struct {
+	URL       string // e.g. http://127.0.0.1:19500
+	TokenFile string // its bearer token
+	BeaconURL string // the beacon node's REST API (GET /eth/v1/beacon/genesis)
+}
+
+// KeymanagerAPI returns the running Keymanager API, or skips the test
+// (fails it under ETHKEYGEN_REQUIRE_INTEGRATION=1) when there is none.
+func KeymanagerAPI(t testing.TB) Keymanager {
+	t.Helper()
+	return Keymanager{
+		URL:       lookup(t, EnvKeymanagerURL, "the Keymanager API URL of lodestar dev"),
+		TokenFile: lookup(t, EnvKeymanagerTokenFile, "the Keymanager API token file of lodestar dev"),
+		BeaconURL: lookup(t, EnvBeaconURL, "the beacon REST URL of lodestar dev"),
+	}
+}
+
+// LodestarPath returns the path of the lodestar CLI, or skips the test
+// (fails it under ETHKEYGEN_REQUIRE_INTEGRATION=1) when there is none.
+func LodestarPath(t testing.TB) string {
+	t.Helper()
+	return lookup(t, EnvLodestar, "the lodestar CLI path")
+}
+
+// Lodestar runs the lodestar CLI with args (at most timeout) and returns
+// its combined output; it fails the test if the command fails, with the
+// output. Each call runs in a fresh process: a dataDir given in args is
+// the caller's.
+func Lodestar(t testing.TB, timeout time.Duration, args ...string) string {
+	t.Helper()
+	out, err := TryLodestar(t, timeout, args...)
+	if err != nil {
+		t.Fatalf("lodestar %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return out
+}
+
+// TryLodestar is Lodestar returning the error instead of failing (for
+// tests that expect Lodestar to refuse something).
+func TryLodestar(t testing.TB, timeout time.Duration, args ...string) (string, error) {
+	t.Helper()
+	bin := LodestarPath(t)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Env = append(os.Environ(), "NO_COLOR=1", "FORCE_COLOR=0")
+	cmd.WaitDelay = 5 * time.Second
+	out, err := cmd.CombinedOutput()
+	if ctx.Err() != nil {
+		return string(out), fmt.Errorf("timed out after %v", timeout)
+	}
+	return string(out), err
 }
 
 // AWSConfig returns an aws.Config for a local emulator at endpoint: static

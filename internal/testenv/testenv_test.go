@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
@@ -118,6 +121,7 @@ func TestToolPaths(t *testing.T) {
 	for name, get := range map[string]func(testing.TB) string{
 		"aws-lambda-rie": testenv.RIEPath,
 		"cfn-lint":       testenv.CFNLintPath,
+		"lodestar":       testenv.LodestarPath,
 	} {
 		t.Run(name, func(t *testing.T) {
 			path := get(t)
@@ -129,5 +133,26 @@ func TestToolPaths(t *testing.T) {
 				t.Fatalf("%s at %s is not an executable file", name, path)
 			}
 		})
+	}
+}
+
+// TestLodestar: the lodestar CLI runs (with its Node 20 shim) and the dev
+// chain's Keymanager API asks for its token.
+func TestLodestar(t *testing.T) {
+	out := testenv.Lodestar(t, time.Minute, "--version")
+	if !strings.Contains(out, "v1.5.1") {
+		t.Fatalf("lodestar --version: %s", out)
+	}
+	km := testenv.KeymanagerAPI(t)
+	resp, err := http.Get(km.URL + "/eth/v1/keystores")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("GET /eth/v1/keystores without a token: %s, want 401", resp.Status)
+	}
+	if fi, err := os.Stat(km.TokenFile); err != nil || fi.Size() == 0 {
+		t.Fatalf("token file %s: %v", km.TokenFile, err)
 	}
 }

@@ -169,6 +169,25 @@ func WithInsecureCost(_ testing.TB, cost int) Option {
 	})
 }
 
+// HandoffPBKDF2C is the iteration count of hand-off keystores: 1, the
+// least EIP-2335's pbkdf2 admits (and what Web3Signer's keystore library
+// and Lodestar accept: c >= 1).
+const HandoffPBKDF2C = 1
+
+// WithHandoffKDF selects pbkdf2-hmac-sha256 with c = 1: one HMAC instead of
+// a memory-hard KDF. Use it only for a keystore whose password travels or
+// is stored with it (a Keymanager API request, a key directory holding the
+// password file), where a costly KDF protects nothing (whoever reads the
+// keystore reads its password) and only makes the signer spend seconds per
+// key at load. Never for a keystore kept apart from its password.
+func WithHandoffKDF() Option {
+	return optionFunc(func(o *options) error {
+		o.kdf = PBKDF2
+		o.cost = HandoffPBKDF2C
+		return nil
+	})
+}
+
 // NormalizePassword applies EIP-2335's password processing: NFKD, then
 // removal of the C0 (U+0000-U+001F), DEL (U+007F) and C1 (U+0080-U+009F)
 // control codes.

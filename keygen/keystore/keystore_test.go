@@ -287,3 +287,44 @@ func TestPBKDF2LayoutLikeDepositCLI(t *testing.T) {
 		t.Fatalf("pbkdf2 keystore differs from the reference layout:\ngot  %s\nwant %s", raw, want)
 	}
 }
+
+// TestHandoffKDF: WithHandoffKDF writes pbkdf2-hmac-sha256 with c=1, which
+// keystorev4 (an independent implementation) opens, as do we.
+func TestHandoffKDF(t *testing.T) {
+	secret, _ := hex.DecodeString("000000000019d6689c085ae165831e934ff763ae46a2a6c172b3f1b60a8ce26f")
+	password := []byte("correct horse battery staple")
+	ks, err := keystore.Encrypt(rand.Reader, secret, password, keystore.WithHandoffKDF())
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := ks.Marshal()
+	var doc struct {
+		Crypto struct {
+			KDF struct {
+				Function string `json:"function"`
+				Params   struct {
+					C   int    `json:"c"`
+					PRF string `json:"prf"`
+				} `json:"params"`
+			} `json:"kdf"`
+		} `json:"crypto"`
+	}
+	if err := json.Unmarshal(raw, &doc); err != nil {
+		t.Fatal(err)
+	}
+	if doc.Crypto.KDF.Function != "pbkdf2" || doc.Crypto.KDF.Params.C != 1 || doc.Crypto.KDF.Params.PRF != "hmac-sha256" {
+		t.Fatalf("kdf %+v", doc.Crypto.KDF)
+	}
+	var generic struct {
+		Crypto map[string]any `json:"crypto"`
+	}
+	json.Unmarshal(raw, &generic)
+	got, err := keystorev4.New().Decrypt(generic.Crypto, string(password))
+	if err != nil || !bytes.Equal(got, secret) {
+		t.Fatalf("keystorev4: %v", err)
+	}
+	mine, err := ks.Decrypt(password)
+	if err != nil || !bytes.Equal(mine.UnsafeBytes(), secret) {
+		t.Fatalf("ours: %v", err)
+	}
+}
