@@ -294,7 +294,8 @@ func TestTakeoverWithHistory(t *testing.T) {
 }
 
 func loadParent(w *world, pc net.Conn, pubkeys []string, takeover bool) (*enclave.Result, error) {
-	return parent.Load(context.Background(), pc, w.st, parent.Request{
+	return parent.Load(context.Background(), pc, w.cust, parent.Request{
 		Region: "eu-west-1", Credentials: testCreds, GenesisValidatorsRoot: hoodiRoot, Takeover: takeover, Pubkeys: pubkeys,
+		Signer: w.signer,
 	}, debugLogger(w.parLog))
 }

@@ -3,6 +3,7 @@ package web3signer_test
 import (
 	"context"
 	"fmt"
+	"github.com/ethkeygen/ethkeygen/provenance"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -50,6 +51,23 @@ type benchSet struct {
 	recs []*store.Record
 	op   envelope.Opener
 }
+
+// benchKeys is the generator key pair of the benchmark's records.
+var benchKeys = sync.OnceValues(func() (provenance.Signer, provenance.Verifier) {
+	dir, err := os.MkdirTemp("", "ethkeygen-bench-keys-")
+	if err != nil {
+		panic(err)
+	}
+	s, _, err := provenance.LoadOrCreateLocalSigner(dir)
+	if err != nil {
+		panic(err)
+	}
+	v, err := provenance.LoadLocalVerifier(dir)
+	if err != nil {
+		panic(err)
+	}
+	return s, v
+})
 
 // benchSets caches generated records across sub-benchmarks (generation is
 // setup, and slow); the stores live in a directory removed at exit.
@@ -102,7 +120,8 @@ func sealedRecords(b *testing.B, format custody.SecretFormat, apart bool, n int)
 		mid, _ := age.GenerateX25519Identity()
 		opts = append(opts, custody.WithMnemonicSealer(envelope.NewLocalSealer(mid.Recipient())))
 	}
-	gen, err := custody.NewGenerator(st, envelope.NewLocalSealer(id.Recipient()), opts...)
+	signer, _ := benchKeys()
+	gen, err := custody.NewGenerator(st, envelope.NewLocalSealer(id.Recipient()), signer, opts...)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -148,7 +167,8 @@ func BenchmarkHandoff(b *testing.B) {
 				b.Run(string(format)+"/"+mn+"/"+route, func(b *testing.B) {
 					n := b.N
 					st, recs, op := sealedRecords(b, format, mn == "mnemonic-apart", n)
-					opener := custody.NewOpener(st, op)
+					_, verifier := benchKeys()
+					opener := custody.NewOpener(st, op, verifier)
 					workers := runtime.GOMAXPROCS(0) // raw: opening runs no KDF
 					if format == custody.FormatKeystore {
 						workers = custody.Workers(custody.DefaultMaxMemory, custody.ScryptWorkerMemory)
