@@ -81,6 +81,12 @@ func WriteTrustedFile(path string, data []byte, perm os.FileMode) error {
 // or others. A missing dir gives an error wrapping fs.ErrNotExist.
 func CheckTrustedDir(dir string) error { return checkTrustedDir(dir) }
 
+// CheckTrustedParent checks the directory that holds path (following
+// symlinks to it) as OpenTrusted does: owned by the user or root, not
+// writable by group or others. A missing directory gives an error wrapping
+// fs.ErrNotExist.
+func CheckTrustedParent(path string) error { return checkTrustedParent(path) }
+
 // PrepareTrustedFile readies path for a program that opens it by name
 // itself (SQLite): the parent directory must pass CheckTrustedDir's
 // ownership and write checks; an existing path must be a regular file

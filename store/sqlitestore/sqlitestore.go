@@ -31,12 +31,12 @@ import (
 	"fmt"
 	"iter"
 	"net/url"
-	"os"
 	"path/filepath"
 	"strconv"
 	"sync/atomic"
 	"time"
 
+	"github.com/ethkeygen/ethkeygen/internal/fsutil"
 	"github.com/ethkeygen/ethkeygen/store"
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
@@ -150,13 +150,12 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 		return nil, fmt.Errorf("%w: empty database path", store.ErrInvalid)
 	}
 	// Create the file ourselves so that it gets mode 0600 whatever the
-	// umask; SQLite then gives the -wal and -shm files the same mode.
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("%w: open %s: %w", store.ErrUnavailable, path, err)
-	}
-	if err := f.Close(); err != nil {
-		return nil, fmt.Errorf("%w: open %s: %w", store.ErrUnavailable, path, err)
+	// umask (also when it was deleted since the last run); SQLite then
+	// gives the -wal and -shm files the same mode. Never through a
+	// symlink, and not in a directory or file that another user owns or
+	// that group or others can write.
+	if _, err := fsutil.PrepareTrustedFile(path, fsutil.Public, 0o600); err != nil {
+		return nil, fmt.Errorf("%w: %w", store.ErrUnavailable, err)
 	}
 
 	q := url.Values{}
