@@ -53,6 +53,7 @@ func runDecrypt(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	bf.cfg.ExistingStore = true // nothing to decrypt in a store that is not there
 	st, err := bf.openStore(ctx)
 	if err != nil {
 		return err

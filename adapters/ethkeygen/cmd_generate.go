@@ -242,6 +242,7 @@ func runExportDeposits(ctx context.Context, e *env, args []string) error {
 	if !store.Status(*status).Valid() {
 		return usagef("--status %q: want generated, exported, deposited or retired", *status)
 	}
+	bf.cfg.ExistingStore = true // exporting from a deleted store is an error, not an empty file
 	st, err := bf.openStore(ctx)
 	if err != nil {
 		return err
@@ -301,6 +302,7 @@ func runList(ctx context.Context, e *env, args []string) error {
 	if *status != "" && !store.Status(*status).Valid() {
 		return usagef("--status %q: want generated, exported, deposited or retired", *status)
 	}
+	bf.cfg.ExistingStore = true // listing a deleted store is an error, not an empty list
 	st, err := bf.openStore(ctx)
 	if err != nil {
 		return err

@@ -118,7 +118,8 @@ func TestDecryptToWeb3Signer(t *testing.T) {
 		t.Fatal(r.stderr)
 	}
 	checkWeb3SignerDir(t, one, pubkeys[3:])
-	// The wrong identity opens nothing and writes nothing.
+	// The wrong identity opens nothing and writes nothing, and is told
+	// which recipient the records were sealed to (issue 12, item 8).
 	other := filepath.Join(dir, "other-home")
 	t.Setenv("ETHKEYGEN_HOME", other)
 	if r := runCLI(t, "generate", "--count", "1", "--chain", "hoodi", "--db", filepath.Join(dir, "other.db"), "--out", dir, "--secret-format", "raw"); r.code != 0 {
@@ -126,7 +127,7 @@ func TestDecryptToWeb3Signer(t *testing.T) {
 	}
 	bad := filepath.Join(dir, "bad")
 	r = runCLI(t, "decrypt", "--all", "--takeover", "--db", db, "--web3signer-dir", bad)
-	if r.code == 0 || !strings.Contains(r.stderr, "authentication failed") {
+	if r.code == 0 || !strings.Contains(r.stderr, "sealed to age recipient") || strings.Contains(r.stderr, "authentication failed") {
 		t.Fatalf("wrong identity: %+v", r)
 	}
 	if _, err := os.Stat(bad); err == nil {

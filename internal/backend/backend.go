@@ -30,7 +30,11 @@ const DefaultDBPath = "ethkeygen.db"
 
 // Config selects the backends.
 type Config struct {
-	DBPath        string // embedded store file, used when DynamoDBTable is empty
+	DBPath string // embedded store file, used when DynamoDBTable is empty
+	// ExistingStore: the embedded store file must exist already (commands
+	// that read or export records): a deleted or moved store is an error,
+	// not a new empty store.
+	ExistingStore bool
 	DynamoDBTable string // DynamoDB table: use DynamoDB
 	KMSKeyID      string // KMS key ARN or alias: seal with KMS
 	Recipient     string // age recipient (age1...): seal locally to it
@@ -124,7 +128,11 @@ func (c *Config) OpenStore(ctx context.Context) (store.Store, error) {
 	if path == "" {
 		path = DefaultDBPath
 	}
-	return sqlitestore.Open(ctx, path)
+	var opts []sqlitestore.Option
+	if c.ExistingStore {
+		opts = append(opts, sqlitestore.MustExist())
+	}
+	return sqlitestore.Open(ctx, path, opts...)
 }
 
 // Sealers returns the sealer for validator secrets and, when configured,

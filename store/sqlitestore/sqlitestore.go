@@ -29,8 +29,10 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io/fs"
 	"iter"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strconv"
 	"sync/atomic"
@@ -90,6 +92,7 @@ type options struct {
 	busyTimeout time.Duration
 	pageSet     bool
 	busySet     bool
+	mustExist   bool
 }
 
 type optionFunc func(*options) error
@@ -154,8 +157,16 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 	// gives the -wal and -shm files the same mode. Never through a
 	// symlink, and not in a directory or file that another user owns or
 	// that group or others can write.
+	if o.mustExist {
+		if _, err := os.Lstat(path); errors.Is(err, fs.ErrNotExist) {
+			return nil, errMissing(path, err)
+		}
+	}
 	if _, err := fsutil.PrepareTrustedFile(path, fsutil.Public, 0o600); err != nil {
-		return nil, fmt.Errorf("%w: %w", store.ErrUnavailable, err)
+		if errors.Is(err, fsutil.ErrUntrusted) {
+			return nil, fmt.Errorf("%w: %w", store.ErrUnavailable, err)
+		}
+		return nil, plainOpenError(path, fmt.Errorf("%w: %w", store.ErrUnavailable, err))
 	}
 
 	q := url.Values{}
@@ -176,7 +187,7 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 	s := &Store{db: db, path: path, pageSize: o.pageSize}
 	if err := s.migrate(ctx); err != nil {
 		db.Close()
-		return nil, err
+		return nil, plainOpenError(path, err)
 	}
 	return s, nil
 }
