@@ -95,22 +95,24 @@ func CheckTrustedParent(path string) error { return checkTrustedParent(path) }
 // program never creates it with the umask's mode. created reports whether
 // it was created.
 func PrepareTrustedFile(path string, kind Kind, perm os.FileMode) (created bool, err error) {
-	f, err := OpenTrusted(path, kind)
-	if err == nil {
-		return false, f.Close()
+	for range 3 { // again only if the file appeared after our check
+		f, err := OpenTrusted(path, kind)
+		if err == nil {
+			return false, f.Close()
+		}
+		if !errors.Is(err, fs.ErrNotExist) {
+			return false, err
+		}
+		f, err = CreateTrusted(path, perm)
+		if errors.Is(err, fs.ErrExist) {
+			continue // someone created it since: check theirs
+		}
+		if err != nil {
+			return false, err
+		}
+		return true, f.Close()
 	}
-	if !errors.Is(err, fs.ErrNotExist) {
-		return false, err
-	}
-	f, err = CreateTrusted(path, perm)
-	if errors.Is(err, fs.ErrExist) {
-		// Someone created it since: check theirs.
-		return PrepareTrustedFile(path, kind, perm)
-	}
-	if err != nil {
-		return false, err
-	}
-	return true, f.Close()
+	return false, untrusted(path, "keeps appearing and disappearing")
 }
 
 // CheckUTF8Path refuses a path that is not valid UTF-8: such a path cannot
