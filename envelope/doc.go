@@ -65,7 +65,10 @@
 //     key; an attacker who could unwrap a data key already holds the identity.
 //   - [Opener.Open] returns exactly [ErrAuth], with no detail, for any
 //     tampering, wrong context or wrong key; a blob that does not even parse
-//     may instead give [ErrFormat]. Provider outages and permission problems
+//     may instead give [ErrFormat]. One case is named instead: an age
+//     identity given a secret whose header records another (well-formed)
+//     recipient gets a [*WrongKeyError] naming both recipients (public
+//     values), which still matches [ErrAuth] with errors.Is. Provider outages and permission problems
 //     wrap [ErrProvider] and keep the AWS error in the chain. No error ever
 //     contains plaintext, data keys or identity material.
 //   - The local sealer holds only the public recipient and has no way to

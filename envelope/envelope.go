@@ -51,8 +51,11 @@ type Sealer interface {
 // Opener decrypts what a Sealer of the same provider produced.
 type Opener interface {
 	// Open authenticates and decrypts sealed, which must have been sealed
-	// with an equal ec. Any tampering, wrong context or wrong key yields
-	// exactly ErrAuth. The caller should clear the returned slice after use.
+	// with an equal ec. Any tampering or wrong context yields exactly
+	// ErrAuth. A secret sealed to another age recipient than the opener's
+	// identity (as its header records) yields a *WrongKeyError naming both,
+	// for which errors.Is(err, ErrAuth) and errors.Is(err, ErrWrongKey)
+	// hold. The caller should clear the returned slice after use.
 	Open(ctx context.Context, sealed []byte, ec Context) ([]byte, error)
 }
 
@@ -62,6 +65,9 @@ var (
 	// context, or a key that is not the one it was sealed with. Open returns
 	// this value itself (err == ErrAuth), never wrapped.
 	ErrAuth = errors.New("envelope: message authentication failed")
+	// ErrWrongKey is matched (errors.Is) by a *WrongKeyError: the secret
+	// was sealed to another key than the opener's.
+	ErrWrongKey = errors.New("envelope: sealed to a different key")
 	// ErrFormat reports a sealed blob that cannot be parsed (bad magic,
 	// unknown version or provider, bad lengths, trailing bytes), a blob
 	// from another provider than the Opener's, or input too large to seal.
@@ -76,6 +82,31 @@ var (
 	// that is too large.
 	ErrContext = errors.New("envelope: invalid encryption context")
 )
+
+// WrongKeyError reports a sealed secret that records, in its header, a
+// wrapping key other than the opener's: sealed to the age recipient
+// SealedTo while the identity is Have's. It is not a tampering report: the
+// header is public and authenticated, and a tampered one still fails with
+// exactly ErrAuth unless it names a well-formed recipient (then the secret
+// could not have been opened by this identity either way).
+type WrongKeyError struct {
+	SealedTo string // the recipient the sealed secret records ("age1...")
+	Have     string // the opener's identity's recipient
+}
+
+func (e *WrongKeyError) Error() string {
+	return fmt.Sprintf("envelope: sealed to age recipient %s, but this identity belongs to recipient %s: use the identity file of %s",
+		e.SealedTo, e.Have, e.SealedTo)
+}
+
+// Is makes errors.Is(err, ErrWrongKey) and errors.Is(err, ErrAuth) hold.
+func (e *WrongKeyError) Is(target error) bool { return target == ErrWrongKey || target == ErrAuth }
+
+// keyChecker is implemented by unwrappers that hold one known key: it
+// refuses, before any unwrapping, a key id that is not theirs.
+type keyChecker interface {
+	checkKey(keyID string) error
+}
 
 // Format constants. See the package documentation for the byte layout.
 const (
@@ -369,6 +400,11 @@ func (o *opener) Open(ctx context.Context, sealed []byte, ec Context) ([]byte, e
 	full, err := ec.normalize()
 	if err != nil {
 		return nil, err
+	}
+	if kc, ok := o.u.(keyChecker); ok {
+		if err := kc.checkKey(blob.keyID); err != nil {
+			return nil, err
+		}
 	}
 	key, err := o.u.unwrap(ctx, blob.keyID, blob.wrapped, full)
 	if err != nil {

@@ -278,10 +278,10 @@ func TestLocalSealerCannotOpen(t *testing.T) {
 	if _, err := age.Decrypt(bytes.NewReader(l.wrapped)); err == nil {
 		t.Fatal("age decrypted the wrapped key without an identity")
 	}
-	// A different identity, even one given the right recipient string, fails.
+	// A different identity fails (it is told which recipient to use).
 	other, _ := age.GenerateX25519Identity()
-	if _, err := envelope.NewLocalOpener(other).Open(ctx, sealed, nil); err != envelope.ErrAuth {
-		t.Fatalf("wrong identity: %v, want ErrAuth", err)
+	if _, err := envelope.NewLocalOpener(other).Open(ctx, sealed, nil); !errors.Is(err, envelope.ErrAuth) || !errors.Is(err, envelope.ErrWrongKey) {
+		t.Fatalf("wrong identity: %v, want ErrWrongKey (and ErrAuth)", err)
 	}
 	if _, err := envelope.NewLocalOpener(id).Open(ctx, sealed, nil); err != nil {
 		t.Fatalf("right identity: %v", err)
@@ -442,5 +442,48 @@ func TestSealerKeyID(t *testing.T) {
 				t.Fatalf("blob key id %q, want %q", got, tc.inBlobID)
 			}
 		})
+	}
+}
+
+// TestWrongRecipientIsNamed: an identity given secrets sealed to another
+// recipient is told so, with both recipients (the one the blob's header
+// records, read here per doc.go, and its own), not "message authentication
+// failed"; a header whose key id is damaged into a non-recipient still
+// gets exactly ErrAuth.
+func TestWrongRecipientIsNamed(t *testing.T) {
+	ctx := t.Context()
+	sealedTo, _ := age.GenerateX25519Identity()
+	mine, _ := age.GenerateX25519Identity()
+	sealed, err := envelope.NewLocalSealer(sealedTo.Recipient()).Seal(ctx, []byte("secret"), recordContext(testPubkey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = envelope.NewLocalOpener(mine).Open(ctx, sealed, recordContext(testPubkey))
+	var wk *envelope.WrongKeyError
+	if !errors.As(err, &wk) {
+		t.Fatalf("%v, want a *WrongKeyError", err)
+	}
+	if header := parseLayout(t, sealed).keyID; wk.SealedTo != header || header != sealedTo.Recipient().String() {
+		t.Fatalf("SealedTo %q, header %q, want %q", wk.SealedTo, header, sealedTo.Recipient())
+	}
+	if wk.Have != mine.Recipient().String() {
+		t.Fatalf("Have %q, want %q", wk.Have, mine.Recipient())
+	}
+	msg := err.Error()
+	if !strings.Contains(msg, sealedTo.Recipient().String()) || !strings.Contains(msg, mine.Recipient().String()) ||
+		strings.Contains(msg, "authentication") || strings.Contains(msg, "\n") {
+		t.Fatalf("message %q: want both recipients on one line, no authentication failure", msg)
+	}
+	if strings.Contains(msg, "AGE-SECRET-KEY") {
+		t.Fatalf("message leaks an identity: %q", msg)
+	}
+	// Damage one character of the recorded recipient: exactly ErrAuth,
+	// for this identity and for the right one.
+	bad := bytes.Clone(sealed)
+	bad[8+10] ^= 0x01
+	for name, id := range map[string]*age.X25519Identity{"wrong identity": mine, "right identity": sealedTo} {
+		if _, err := envelope.NewLocalOpener(id).Open(ctx, bad, recordContext(testPubkey)); err != envelope.ErrAuth {
+			t.Fatalf("%s, damaged key id: %v, want exactly ErrAuth", name, err)
+		}
 	}
 }

@@ -9,11 +9,12 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"time"
 
 	"filippo.io/age"
+
+	"github.com/ethkeygen/ethkeygen/internal/fsutil"
 )
 
 // maxKeyFileSize bounds identity and recipient files read from disk.
@@ -24,10 +25,12 @@ const maxKeyFileSize = 64 << 10
 // file format (comment lines followed by one AGE-SECRET-KEY-1... line), as
 // age-keygen does. created reports whether a new identity was written.
 //
-// A new file is created with mode 0600 and O_EXCL, so an existing file or
-// symlink is never overwritten; missing parent directories are created with
-// mode 0700. On Unix an existing identity file must not be a symlink and must
-// not be accessible to group or others.
+// A new file is created with mode 0600, whole (temporary file and link), so
+// an existing file or symlink is never overwritten; missing parent
+// directories are created with mode 0700. On Unix the identity file is
+// opened without following symlinks, must be a regular file owned by the
+// user (or root) and not accessible to group or others, and its directory
+// must be owned by the user (or root) and not writable by group or others.
 func LoadOrCreateIdentity(path string) (id *age.X25519Identity, created bool, err error) {
 	id, err = loadIdentity(path)
 	if err == nil || !errors.Is(err, fs.ErrNotExist) {
@@ -40,7 +43,14 @@ func LoadOrCreateIdentity(path string) (id *age.X25519Identity, created bool, er
 	if err != nil {
 		return nil, false, fmt.Errorf("envelope: generate identity: %w", err)
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL|oNoFollow, 0o600)
+	var buf bytes.Buffer
+	fmt.Fprintf(&buf, "# created: %s\n", time.Now().UTC().Format(time.RFC3339))
+	fmt.Fprintf(&buf, "# public key: %s\n", id.Recipient())
+	fmt.Fprintf(&buf, "%s\n", id)
+	// The file appears complete or not at all, never through a symlink,
+	// and never replaces one.
+	err = fsutil.WriteTrustedFile(path, buf.Bytes(), 0o600)
+	clear(buf.Bytes())
 	if errors.Is(err, fs.ErrExist) {
 		// Lost a race with another creator: use theirs.
 		id, err = loadIdentity(path)
@@ -48,22 +58,6 @@ func LoadOrCreateIdentity(path string) (id *age.X25519Identity, created bool, er
 	}
 	if err != nil {
 		return nil, false, fmt.Errorf("envelope: create identity file: %w", err)
-	}
-	var buf bytes.Buffer
-	fmt.Fprintf(&buf, "# created: %s\n", time.Now().UTC().Format(time.RFC3339))
-	fmt.Fprintf(&buf, "# public key: %s\n", id.Recipient())
-	fmt.Fprintf(&buf, "%s\n", id)
-	_, err = f.Write(buf.Bytes())
-	clear(buf.Bytes())
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		os.Remove(path)
-		return nil, false, fmt.Errorf("envelope: write identity file: %w", err)
 	}
 	return id, true, nil
 }
@@ -80,24 +74,14 @@ func LoadIdentity(path string) (*age.X25519Identity, error) {
 }
 
 func loadIdentity(path string) (*age.X25519Identity, error) {
-	f, err := os.OpenFile(path, os.O_RDONLY|oNoFollow, 0)
+	f, err := fsutil.OpenTrusted(path, fsutil.Secret)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, err // let the caller create it
 		}
-		return nil, fmt.Errorf("envelope: open identity file (symlinks are refused): %w", err)
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
 		return nil, fmt.Errorf("envelope: identity file: %w", err)
 	}
-	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("envelope: identity file %s is not a regular file", path)
-	}
-	if runtime.GOOS != "windows" && fi.Mode().Perm()&0o077 != 0 {
-		return nil, fmt.Errorf("envelope: identity file %s has mode %#o; want 0600", path, fi.Mode().Perm())
-	}
+	defer f.Close()
 	data, err := io.ReadAll(io.LimitReader(f, maxKeyFileSize+1))
 	if err != nil {
 		return nil, fmt.Errorf("envelope: read identity file: %w", err)
@@ -122,11 +106,18 @@ func loadIdentity(path string) (*age.X25519Identity, error) {
 }
 
 // LoadRecipient reads an age X25519 recipient (age1...) from a file holding
-// exactly one, optionally with blank and '#' comment lines.
+// exactly one, optionally with blank and '#' comment lines. The file is a
+// trust anchor (whoever can change it receives every secret sealed
+// afterwards): it is opened without following symlinks and must be a
+// regular file owned by the user (or root), not writable by group or
+// others, in a directory with the same rules.
 func LoadRecipient(path string) (*age.X25519Recipient, error) {
-	f, err := os.Open(path)
+	f, err := fsutil.OpenTrusted(path, fsutil.Public)
 	if err != nil {
-		return nil, fmt.Errorf("envelope: open recipient file: %w", err)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("envelope: open recipient file: %w", err)
+		}
+		return nil, fmt.Errorf("envelope: recipient file: %w", err)
 	}
 	defer f.Close()
 	return parseRecipientFile(io.LimitReader(f, maxKeyFileSize), path)
@@ -170,7 +161,7 @@ func WriteRecipientFile(path string, r *age.X25519Recipient) error {
 		return errors.New("envelope: WriteRecipientFile: nil recipient")
 	}
 	content := fmt.Sprintf("# ethkeygen envelope recipient (public key; safe to share)\n%s\n", r)
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL|oNoFollow, 0o644)
+	err := fsutil.WriteTrustedFile(path, []byte(content), 0o644)
 	if errors.Is(err, fs.ErrExist) {
 		existing, lerr := LoadRecipient(path)
 		if lerr == nil && existing.String() == r.String() {
@@ -179,14 +170,6 @@ func WriteRecipientFile(path string, r *age.X25519Recipient) error {
 		return fmt.Errorf("envelope: recipient file %s already exists with other content: %w", path, fs.ErrExist)
 	}
 	if err != nil {
-		return fmt.Errorf("envelope: create recipient file: %w", err)
-	}
-	_, err = f.WriteString(content)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		os.Remove(path)
 		return fmt.Errorf("envelope: write recipient file: %w", err)
 	}
 	return nil

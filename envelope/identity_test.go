@@ -8,11 +8,13 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 
 	"filippo.io/age"
 
 	"github.com/ethkeygen/ethkeygen/envelope"
+	"github.com/ethkeygen/ethkeygen/internal/fsutil"
 )
 
 func TestLoadOrCreateIdentity(t *testing.T) {
@@ -206,5 +208,111 @@ func TestLoadIdentityNeverCreates(t *testing.T) {
 	got, err := envelope.LoadIdentity(path)
 	if err != nil || got.String() != id.String() {
 		t.Fatalf("reload: %v", err)
+	}
+}
+
+// TestKeyFileTraps: recipient.txt (a trust anchor: whoever changes it
+// receives every later secret) and identity.txt are refused, with one line
+// naming the path, when they are symlinks, writable by group or others,
+// owned by another user, or in a directory that group or others can write
+// or another user owns. Foreign ownership is real as root (chown to nobody)
+// and presented through fsutil.PretendOwnerForTest otherwise.
+func TestKeyFileTraps(t *testing.T) {
+	setup := func(t *testing.T) (dir, rcpt, ident string) {
+		dir = filepath.Join(t.TempDir(), "keys")
+		ident = filepath.Join(dir, "identity.txt")
+		rcpt = filepath.Join(dir, "recipient.txt")
+		id, _, err := envelope.LoadOrCreateIdentity(ident)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := envelope.WriteRecipientFile(rcpt, id.Recipient()); err != nil {
+			t.Fatal(err)
+		}
+		return dir, rcpt, ident
+	}
+	foreign := func(t *testing.T, p string) {
+		if os.Geteuid() == 0 {
+			if err := os.Lchown(p, 65534, 65534); err != nil {
+				t.Fatal(err)
+			}
+			return
+		}
+		fsutil.PretendOwnerForTest(t, p, os.Geteuid()+1)
+	}
+	loadR := func(p string) error { _, err := envelope.LoadRecipient(p); return err }
+	loadI := func(p string) error { _, err := envelope.LoadIdentity(p); return err }
+	for _, tc := range []struct {
+		name  string
+		trap  func(t *testing.T, dir, file string) string
+		words string
+	}{
+		{"symlink", func(t *testing.T, dir, file string) string {
+			real := filepath.Join(t.TempDir(), "real")
+			if err := os.Rename(file, real); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Symlink(real, file); err != nil {
+				t.Fatal(err)
+			}
+			return file
+		}, "is a symlink"},
+		{"group-writable file", func(t *testing.T, dir, file string) string { os.Chmod(file, 0o620); return file }, "mode 0620"},
+		{"group-writable directory", func(t *testing.T, dir, file string) string { os.Chmod(dir, 0o770); return dir }, "mode 0770"},
+		{"foreign file", func(t *testing.T, dir, file string) string { foreign(t, file); return file }, "is owned by uid"},
+		{"foreign directory", func(t *testing.T, dir, file string) string { foreign(t, dir); return dir }, "is owned by uid"},
+	} {
+		for _, which := range []string{"recipient", "identity"} {
+			t.Run(which+" "+tc.name, func(t *testing.T) {
+				dir, rcpt, ident := setup(t)
+				file, load := rcpt, loadR
+				if which == "identity" {
+					file, load = ident, loadI
+				}
+				path := tc.trap(t, dir, file)
+				err := load(file)
+				if !errors.Is(err, fsutil.ErrUntrusted) {
+					t.Fatalf("%v, want fsutil.ErrUntrusted", err)
+				}
+				if msg := err.Error(); !strings.Contains(msg, path+": ") || !strings.Contains(msg, tc.words) || strings.Contains(msg, "\n") {
+					t.Fatalf("%q: want one line naming %s, saying %q", msg, path, tc.words)
+				}
+			})
+		}
+	}
+	t.Run("recipient readable by all is fine", func(t *testing.T) {
+		_, rcpt, _ := setup(t)
+		if fi, _ := os.Stat(rcpt); fi.Mode().Perm() != 0o644 {
+			t.Fatalf("recipient.txt mode %#o, want 0644", fi.Mode().Perm())
+		}
+		if err := loadR(rcpt); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+// TestLoadOrCreateIdentityConcurrent: creators racing end with one
+// identity, and none reads a half-written file.
+func TestLoadOrCreateIdentityConcurrent(t *testing.T) {
+	for range 5 {
+		p := filepath.Join(t.TempDir(), "identity.txt")
+		var wg sync.WaitGroup
+		got := make([]string, 8)
+		for i := range got {
+			wg.Go(func() {
+				id, _, err := envelope.LoadOrCreateIdentity(p)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				got[i] = id.Recipient().String()
+			})
+		}
+		wg.Wait()
+		for _, r := range got {
+			if r != got[0] {
+				t.Fatalf("different identities: %v", got)
+			}
+		}
 	}
 }

@@ -64,6 +64,23 @@ type ageUnwrapper struct {
 
 func (*ageUnwrapper) provider() byte { return providerAgeX25519 }
 
+// checkKey refuses a blob sealed to another recipient with a
+// WrongKeyError, and one whose key id is not a recipient at all (a damaged
+// header) with ErrAuth.
+func (u *ageUnwrapper) checkKey(keyID string) error {
+	if u.identity == nil {
+		return nil // unwrap reports it
+	}
+	own := u.identity.Recipient().String()
+	if keyID == own {
+		return nil
+	}
+	if _, err := age.ParseX25519Recipient(keyID); err != nil {
+		return ErrAuth
+	}
+	return &WrongKeyError{SealedTo: keyID, Have: own}
+}
+
 func (u *ageUnwrapper) unwrap(_ context.Context, _ string, wrapped []byte, _ Context) ([]byte, error) {
 	if u.identity == nil {
 		return nil, fmt.Errorf("%w: local opener needs an identity", ErrProvider)

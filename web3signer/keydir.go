@@ -207,18 +207,41 @@ func WriteKeyDir(dir string, keys []Key, opts ...Option) (err error) {
 // (or any directory, with allowNonEmpty). Callers use it to fail early,
 // before work that a refused directory would waste.
 func CheckDir(dir string, allowNonEmpty bool) error {
-	st, err := os.Stat(dir)
-	switch {
-	case errors.Is(err, os.ErrNotExist):
-		return nil
-	case err != nil:
+	abs, err := filepath.Abs(dir)
+	if err != nil {
 		return fmt.Errorf("web3signer: key directory: %w", err)
-	case !st.IsDir():
-		return fmt.Errorf("web3signer: key directory %s is not a directory", dir)
-	case allowNonEmpty:
+	}
+	exists, err := checkDirTrust(abs)
+	switch {
+	case err != nil:
+		return err
+	case !exists, allowNonEmpty:
 		return nil
 	}
-	return checkEmpty(dir)
+	return checkEmpty(abs)
+}
+
+// checkDirTrust refuses a key directory path that is not UTF-8 (a config
+// naming it would name a file that does not exist), that is a symlink,
+// that another user owns or that group or others can write, or whose
+// parent directory another user owns or group or others can write (they
+// could swap the directory while it is written). It reports whether dir
+// exists (as a directory).
+func checkDirTrust(dir string) (exists bool, err error) {
+	if err := fsutil.CheckUTF8Path(dir); err != nil {
+		return false, fmt.Errorf("web3signer: key directory %w", err)
+	}
+	if err := fsutil.CheckTrustedParent(dir); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return false, fmt.Errorf("web3signer: key directory: %w", err)
+	}
+	err = fsutil.CheckTrustedDir(dir)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("web3signer: key directory: %w", err)
+	}
+	return true, nil
 }
 
 func checkEmpty(dir string) error {
@@ -238,9 +261,11 @@ func checkEmpty(dir string) error {
 }
 
 func prepareDir(dir string, allowNonEmpty bool) (created bool, err error) {
-	st, err := os.Stat(dir)
-	switch {
-	case errors.Is(err, os.ErrNotExist):
+	exists, err := checkDirTrust(dir)
+	if err != nil {
+		return false, err
+	}
+	if !exists {
 		if err := os.MkdirAll(filepath.Dir(dir), DirPerm); err != nil {
 			return false, fmt.Errorf("web3signer: key directory: %w", err)
 		}
@@ -248,10 +273,10 @@ func prepareDir(dir string, allowNonEmpty bool) (created bool, err error) {
 			return false, fmt.Errorf("web3signer: key directory: %w", err)
 		}
 		return true, nil
-	case err != nil:
+	}
+	st, err := os.Lstat(dir)
+	if err != nil {
 		return false, fmt.Errorf("web3signer: key directory: %w", err)
-	case !st.IsDir():
-		return false, fmt.Errorf("web3signer: key directory %s is not a directory", dir)
 	}
 	if !allowNonEmpty {
 		if err := checkEmpty(dir); err != nil {

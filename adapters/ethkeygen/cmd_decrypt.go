@@ -56,6 +56,7 @@ func runDecrypt(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	bf.cfg.ExistingStore = true // nothing to read in a store that is not there
 	lc, err := openLifecycle(ctx, &bf, nil)
 	if err != nil {
 		return err

@@ -279,6 +279,7 @@ func runExportDeposits(ctx context.Context, e *env, args []string) error {
 	if err := checkOutDir(*out); err != nil {
 		return err
 	}
+	bf.cfg.ExistingStore = true // nothing to read in a store that is not there
 	lc, err := openLifecycle(ctx, &bf, nil)
 	if err != nil {
 		return err
@@ -331,6 +332,7 @@ func runList(ctx context.Context, e *env, args []string) error {
 	if *status != "" && !store.Status(*status).Valid() {
 		return usagef("--status %q: want generated, imported, exported, deposited, exit-signed or retired", *status)
 	}
+	bf.cfg.ExistingStore = true // nothing to read in a store that is not there
 	lc, err := openLifecycle(ctx, &bf, nil)
 	if err != nil {
 		return err

@@ -30,7 +30,11 @@ const DefaultDBPath = "ethkeygen.db"
 
 // Config selects the backends.
 type Config struct {
-	DBPath        string // embedded store file, used when DynamoDBTable is empty
+	DBPath string // embedded store file, used when DynamoDBTable is empty
+	// ExistingStore: the embedded store file must exist already (commands
+	// that read or export records): a deleted or moved store is an error,
+	// not a new empty store.
+	ExistingStore bool
 	DynamoDBTable string // DynamoDB table: use DynamoDB
 	KMSKeyID      string // KMS key ARN or alias: seal with KMS
 	Recipient     string // age recipient (age1...): seal locally to it
@@ -61,29 +65,49 @@ type Config struct {
 	awsErr  error
 }
 
-// DefaultKeyDir is $ETHKEYGEN_HOME, else the user config dir's ethkeygen.
-func DefaultKeyDir() string {
+// ErrNoKeyDir reports that there is no key directory to use: no --key-dir,
+// no ETHKEYGEN_HOME, and no home (HOME unset or relative, and no absolute
+// XDG_CONFIG_HOME).
+var ErrNoKeyDir = errors.New("no key directory: HOME is unset (or not an absolute path); pass --key-dir DIR or set ETHKEYGEN_HOME")
+
+// DefaultKeyDir is $ETHKEYGEN_HOME, else the user config dir's ethkeygen
+// ($XDG_CONFIG_HOME/ethkeygen or $HOME/.config/ethkeygen). Without either
+// it fails with ErrNoKeyDir rather than falling back to a directory
+// relative to the current one (two working directories would then hold
+// two identities).
+func DefaultKeyDir() (string, error) {
 	if d := os.Getenv("ETHKEYGEN_HOME"); d != "" {
-		return d
+		return d, nil
 	}
-	if d, err := os.UserConfigDir(); err == nil {
-		return filepath.Join(d, "ethkeygen")
+	d, err := os.UserConfigDir()
+	if err != nil || !filepath.IsAbs(d) {
+		return "", ErrNoKeyDir
 	}
-	return ".ethkeygen"
+	return filepath.Join(d, "ethkeygen"), nil
+}
+
+// KeyDirPath is the directory of the local identity, recipient and generator
+// key files: KeyDir if set, else DefaultKeyDir.
+func (c *Config) KeyDirPath() (string, error) {
+	if c.KeyDir != "" {
+		return c.KeyDir, nil
+	}
+	return DefaultKeyDir()
 }
 
 // IdentityPath is the local identity file (the decryption key of the
 // embedded default).
-func (c *Config) IdentityPath() string { return filepath.Join(c.keyDir(), "identity.txt") }
+func (c *Config) IdentityPath() (string, error) { return c.keyFile("identity.txt") }
 
 // RecipientPath is the local recipient file (public).
-func (c *Config) RecipientPath() string { return filepath.Join(c.keyDir(), "recipient.txt") }
+func (c *Config) RecipientPath() (string, error) { return c.keyFile("recipient.txt") }
 
-func (c *Config) keyDir() string {
-	if c.KeyDir != "" {
-		return c.KeyDir
+func (c *Config) keyFile(name string) (string, error) {
+	d, err := c.KeyDirPath()
+	if err != nil {
+		return "", err
 	}
-	return DefaultKeyDir()
+	return filepath.Join(d, name), nil
 }
 
 // AWS loads the AWS configuration once: the standard chain (environment,
@@ -120,7 +144,11 @@ func (c *Config) OpenStore(ctx context.Context) (store.Store, error) {
 	if path == "" {
 		path = DefaultDBPath
 	}
-	return sqlitestore.Open(ctx, path)
+	var opts []sqlitestore.Option
+	if c.ExistingStore {
+		opts = append(opts, sqlitestore.MustExist())
+	}
+	return sqlitestore.Open(ctx, path, opts...)
 }
 
 // Sealers returns the sealer for validator secrets and, when configured,
@@ -166,20 +194,28 @@ func (c *Config) sealer(ctx context.Context, kmsKey, recipient string, useDefaul
 // localRecipient reads recipient.txt; on first use it creates the identity
 // (0600) and the recipient file and says where, once.
 func (c *Config) localRecipient() (*age.X25519Recipient, error) {
-	r, err := envelope.LoadRecipient(c.RecipientPath())
-	if err == nil || !errors.Is(err, fs.ErrNotExist) {
-		return r, err
-	}
-	id, created, err := envelope.LoadOrCreateIdentity(c.IdentityPath())
+	rpath, err := c.RecipientPath()
 	if err != nil {
 		return nil, err
 	}
-	if err := envelope.WriteRecipientFile(c.RecipientPath(), id.Recipient()); err != nil {
+	r, err := envelope.LoadRecipient(rpath)
+	if err == nil || !errors.Is(err, fs.ErrNotExist) {
+		return r, err
+	}
+	ipath, err := c.IdentityPath()
+	if err != nil {
+		return nil, err
+	}
+	id, created, err := envelope.LoadOrCreateIdentity(ipath)
+	if err != nil {
+		return nil, err
+	}
+	if err := envelope.WriteRecipientFile(rpath, id.Recipient()); err != nil {
 		return nil, err
 	}
 	if created && c.Notify != nil {
 		c.Notify(fmt.Sprintf("created the local decryption identity %s (mode 0600; keep it away from the generator, which needs only %s)",
-			c.IdentityPath(), c.RecipientPath()))
+			ipath, rpath))
 	}
 	return id.Recipient(), nil
 }
@@ -195,7 +231,11 @@ func (c *Config) Opener(ctx context.Context, useKMS bool, identityFile string) (
 		return envelope.NewKMSOpener(kms.NewFromConfig(cfg)), nil
 	}
 	if identityFile == "" {
-		identityFile = c.IdentityPath()
+		p, err := c.IdentityPath()
+		if err != nil {
+			return nil, err
+		}
+		identityFile = p
 	}
 	id, err := envelope.LoadIdentity(identityFile)
 	if err != nil {

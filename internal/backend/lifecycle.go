@@ -111,7 +111,7 @@ func (c *Config) GeneratorVerifier(ctx context.Context) (provenance.Verifier, er
 	return provenance.LoadLocalVerifier(dir)
 }
 
-func (c *Config) keyDirChecked() (string, error) { return c.keyDir(), nil }
+func (c *Config) keyDirChecked() (string, error) { return c.KeyDirPath() }
 
 // Actor names who runs this process, for the ledger's records of who
 // changed what: user@host.

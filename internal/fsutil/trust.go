@@ -81,6 +81,12 @@ func WriteTrustedFile(path string, data []byte, perm os.FileMode) error {
 // or others. A missing dir gives an error wrapping fs.ErrNotExist.
 func CheckTrustedDir(dir string) error { return checkTrustedDir(dir) }
 
+// CheckTrustedParent checks the directory that holds path (following
+// symlinks to it) as OpenTrusted does: owned by the user or root, not
+// writable by group or others. A missing directory gives an error wrapping
+// fs.ErrNotExist.
+func CheckTrustedParent(path string) error { return checkTrustedParent(path) }
+
 // PrepareTrustedFile readies path for a program that opens it by name
 // itself (SQLite): the parent directory must pass CheckTrustedDir's
 // ownership and write checks; an existing path must be a regular file
@@ -89,22 +95,24 @@ func CheckTrustedDir(dir string) error { return checkTrustedDir(dir) }
 // program never creates it with the umask's mode. created reports whether
 // it was created.
 func PrepareTrustedFile(path string, kind Kind, perm os.FileMode) (created bool, err error) {
-	f, err := OpenTrusted(path, kind)
-	if err == nil {
-		return false, f.Close()
+	for range 3 { // again only if the file appeared after our check
+		f, err := OpenTrusted(path, kind)
+		if err == nil {
+			return false, f.Close()
+		}
+		if !errors.Is(err, fs.ErrNotExist) {
+			return false, err
+		}
+		f, err = CreateTrusted(path, perm)
+		if errors.Is(err, fs.ErrExist) {
+			continue // someone created it since: check theirs
+		}
+		if err != nil {
+			return false, err
+		}
+		return true, f.Close()
 	}
-	if !errors.Is(err, fs.ErrNotExist) {
-		return false, err
-	}
-	f, err = CreateTrusted(path, perm)
-	if errors.Is(err, fs.ErrExist) {
-		// Someone created it since: check theirs.
-		return PrepareTrustedFile(path, kind, perm)
-	}
-	if err != nil {
-		return false, err
-	}
-	return true, f.Close()
+	return false, untrusted(path, "keeps appearing and disappearing")
 }
 
 // CheckUTF8Path refuses a path that is not valid UTF-8: such a path cannot

@@ -2,7 +2,10 @@
 
 package fsutil
 
-import "os"
+import (
+	"os"
+	"path/filepath"
+)
 
 // Without Unix owners and modes only the symlink and regular-file checks
 // apply.
@@ -35,4 +38,15 @@ func checkTrustedDir(dir string) error {
 
 func writeTrustedFile(path string, data []byte, perm os.FileMode) error {
 	return WriteFileAtomic(path, data, perm)
+}
+
+func checkTrustedParent(path string) error {
+	fi, err := os.Stat(filepath.Dir(path))
+	if err != nil {
+		return err
+	}
+	if !fi.IsDir() {
+		return untrusted(filepath.Dir(path), "is not a directory")
+	}
+	return nil
 }

@@ -43,11 +43,11 @@ func checkOwnerMode(path string, fi fs.FileInfo, bad fs.FileMode, what string) e
 		return untrusted(path, "%s is owned by uid %d, not by this user (uid %d) or root; refusing it", what, uid, geteuid())
 	}
 	if m := fi.Mode().Perm(); m&bad != 0 {
-		who := "group or others can write it"
-		if bad&0o044 != 0 && m&0o022 == 0 {
-			who = "group or others can read it"
+		who, fix := "group or others can write it", "go-w"
+		if m&0o022 == 0 {
+			who, fix = "group or others can read it", "go-rwx"
 		}
-		return untrusted(path, "%s has mode %#o: %s; run chmod go-rwx on it", what, m, who)
+		return untrusted(path, "%s has mode %#o: %s; run chmod %s on it", what, m, who, fix)
 	}
 	return nil
 }
@@ -162,6 +162,15 @@ func writeTrustedFile(path string, data []byte, perm os.FileMode) error {
 	}
 	_ = d.Sync()
 	return nil
+}
+
+func checkTrustedParent(path string) error {
+	dir, _ := splitPath(path)
+	d, err := openDir(dir)
+	if err != nil {
+		return err
+	}
+	return d.Close()
 }
 
 func checkTrustedDir(dir string) error {

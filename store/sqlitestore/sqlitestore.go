@@ -68,6 +68,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io/fs"
 	"iter"
 	"net/url"
 	"os"
@@ -76,6 +77,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ethkeygen/ethkeygen/internal/fsutil"
 	"github.com/ethkeygen/ethkeygen/store"
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
@@ -183,6 +185,7 @@ type options struct {
 	busyTimeout time.Duration
 	pageSet     bool
 	busySet     bool
+	mustExist   bool
 }
 
 type optionFunc func(*options) error
@@ -239,13 +242,20 @@ func openDB(path string, o options) (*sql.DB, error) {
 		return nil, fmt.Errorf("%w: empty database path", store.ErrInvalid)
 	}
 	// Create the file ourselves so that it gets mode 0600 whatever the
-	// umask; SQLite then gives the -wal and -shm files the same mode.
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("%w: open %s: %w", store.ErrUnavailable, path, err)
+	// umask (also when it was deleted since the last run); SQLite then
+	// gives the -wal and -shm files the same mode. Never through a
+	// symlink, and not in a directory or file that another user owns or
+	// that group or others can write.
+	if o.mustExist {
+		if _, err := os.Lstat(path); errors.Is(err, fs.ErrNotExist) {
+			return nil, errMissing(path, err)
+		}
 	}
-	if err := f.Close(); err != nil {
-		return nil, fmt.Errorf("%w: open %s: %w", store.ErrUnavailable, path, err)
+	if _, err := fsutil.PrepareTrustedFile(path, fsutil.Public, 0o600); err != nil {
+		if errors.Is(err, fsutil.ErrUntrusted) {
+			return nil, fmt.Errorf("%w: %w", store.ErrUnavailable, err)
+		}
+		return nil, plainOpenError(path, fmt.Errorf("%w: %w", store.ErrUnavailable, err))
 	}
 
 	q := url.Values{}
@@ -290,7 +300,7 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 	s := &Store{db: db, path: path, pageSize: o.pageSize}
 	if err := s.migrate(ctx); err != nil {
 		db.Close()
-		return nil, err
+		return nil, plainOpenError(path, err)
 	}
 	if s.ident, err = os.Stat(path); err != nil {
 		db.Close()

@@ -37,9 +37,9 @@ func TestConformanceDefaultPageSize(t *testing.T) {
 }
 
 func TestFileMode(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "keys.db") // before umask(0): a 0777 directory is refused
 	old := umask(0)
 	defer umask(old)
-	path := filepath.Join(t.TempDir(), "keys.db")
 	s := open(t, path)
 	if err := s.Put(t.Context(), storetest.NewRecord(t, "r", 0)); err != nil {
 		t.Fatal(err)
