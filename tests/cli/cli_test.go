@@ -407,3 +407,58 @@ func TestInterruptAndResume(t *testing.T) {
 		t.Fatalf("refusal carries a resume hint: %q", r.stderr)
 	}
 }
+
+// Item 12: words abbreviated to four letters and the Portuguese list are
+// read as ethstaker-deposit-cli reads them: the abbreviated test mnemonic
+// gives the reference's validators, a Portuguese mnemonic (a BIP-39 vector)
+// works and its abbreviation gives the same validators.
+func TestMnemonicAbbreviationsAndPortuguese(t *testing.T) {
+	dir := t.TempDir()
+	pw := writeFile(t, dir, "password.txt", "a long enough password\n")
+	pubkeys := func(mnemonic, sub string) []string {
+		mn := writeFile(t, dir, sub+".txt", mnemonic+"\n")
+		r := run(t, nil, "existing-mnemonic", "--mnemonic-file", mn, "--keystore-password-file", pw, "--count", "2", "--chain", "mainnet",
+			"--kdf", "pbkdf2", "--out", filepath.Join(dir, sub), "--json")
+		if r.code != 0 {
+			t.Fatalf("%s: exit %d: %s", sub, r.code, r.stderr)
+		}
+		var res struct {
+			Validators []struct {
+				Pubkey string `json:"pubkey"`
+			} `json:"validators"`
+		}
+		if err := json.Unmarshal([]byte(r.stdout), &res); err != nil {
+			t.Fatal(err)
+		}
+		var pks []string
+		for _, v := range res.Validators {
+			pks = append(pks, v.Pubkey)
+		}
+		return pks
+	}
+	peer, _ := os.ReadFile(filepath.Join(peerDir, "mainnet_first_0_count_2_prefix_0x00_eth1_false.json"))
+	want, _ := depositdata.ParseFile(peer)
+	got := pubkeys(strings.ReplaceAll(testMnemonic, "waste", "wast"), "abbrev")
+	if len(got) != 2 || got[0] != want[0].Pubkey || got[1] != want[1].Pubkey {
+		t.Fatalf("abbreviated mnemonic: %v, reference %s %s", got, want[0].Pubkey, want[1].Pubkey)
+	}
+	var vectors struct {
+		Vectors map[string][][]string `json:"vectors"`
+	}
+	b, _ := os.ReadFile("../../testdata/vectors/bip39_trezor.json")
+	if err := json.Unmarshal(b, &vectors); err != nil {
+		t.Fatal(err)
+	}
+	pt := vectors.Vectors["portuguese"][len(vectors.Vectors["portuguese"])-1][1]
+	full := pubkeys(pt, "pt")
+	var short []string
+	for _, w := range strings.Fields(pt) {
+		if len(w) > 4 {
+			w = w[:4]
+		}
+		short = append(short, w)
+	}
+	if abbr := pubkeys(strings.Join(short, " "), "pt-abbrev"); len(full) != 2 || strings.Join(abbr, ",") != strings.Join(full, ",") {
+		t.Fatalf("Portuguese %v, abbreviated %v", full, abbr)
+	}
+}
