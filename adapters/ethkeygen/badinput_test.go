@@ -153,6 +153,10 @@ func TestBadInputPerCommand(t *testing.T) {
 		{"existing-mnemonic/no out", []string{"existing-mnemonic", "--mnemonic-file", w.mnemonicFile, "--count", "1", "--chain", "hoodi", "--keystore-password-file", w.pwFile}, "--out"},
 		{"existing-mnemonic/mnemonic as password", mnemonicArgs(w, "--keystore-password-file", emptyFile), "12"},
 
+		// new-mnemonic (tests/cli runs it on a terminal)
+		{"new-mnemonic/non-interactive without mnemonic-out", []string{"new-mnemonic", "--count", "1", "--chain", "hoodi", "--keystore-password-file", w.pwFile, "--out", filepath.Join(d, "nm"), "--non-interactive"}, "--mnemonic-out"},
+		{"new-mnemonic/no terminal", []string{"new-mnemonic", "--count", "1", "--chain", "hoodi", "--keystore-password-file", w.pwFile, "--out", filepath.Join(d, "nm")}, "terminal"},
+
 		// export-deposits
 		{"export-deposits/existing file", []string{"export-deposits", "--db", w.db, "--status", "exported", "--out", existing}, "exists"},
 		{"export-deposits/no out", []string{"export-deposits", "--db", w.db}, "--out"},

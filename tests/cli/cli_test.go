@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -461,4 +462,156 @@ func TestMnemonicAbbreviationsAndPortuguese(t *testing.T) {
 	if abbr := pubkeys(strings.Join(short, " "), "pt-abbrev"); len(full) != 2 || strings.Join(abbr, ",") != strings.Join(full, ",") {
 		t.Fatalf("Portuguese %v, abbreviated %v", full, abbr)
 	}
+}
+
+// shellQuote quotes s for sh -c.
+func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
+
+// Item 16: new-mnemonic on a real terminal (a pty made by util-linux
+// script): the mnemonic is shown once, a wrong confirmation is refused, the
+// right one writes the keystores and deposit file, and the mnemonic is in no
+// file it wrote.
+func TestNewMnemonicOnTerminal(t *testing.T) {
+	dir := t.TempDir()
+	pw := writeFile(t, dir, "password.txt", "a long enough password\n")
+	out := filepath.Join(dir, "keys")
+	args := []string{binary, "new-mnemonic", "--count", "2", "--chain", "hoodi", "--withdrawal-address", testAddress,
+		"--keystore-password-file", pw, "--out", out, "--kdf", "pbkdf2"}
+	var quoted []string
+	for _, a := range args {
+		quoted = append(quoted, shellQuote(a))
+	}
+	cmd := exec.Command("script", "-q", "-e", "-f", "-c", strings.Join(quoted, " "), "/dev/null")
+	cmd.Env = append(os.Environ(), "ETHKEYGEN_LOG_LEVEL=debug", "TERM=dumb")
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var screen lockedBuffer
+	cmd.Stdout, cmd.Stderr = &screen, &screen
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	waitFor := func(s string) string {
+		t.Helper()
+		deadline := time.Now().Add(20 * time.Second)
+		for time.Now().Before(deadline) {
+			if got := screen.String(); strings.Contains(got, s) {
+				return got
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		t.Fatalf("no %q on the terminal; it shows %q", s, screen.String())
+		return ""
+	}
+	shown := waitFor("Press Enter when you have written it down.")
+	words := regexp.MustCompile(`(?m)(\d+)\. ([a-z]+)`).FindAllStringSubmatch(shown, -1)
+	if len(words) != 24 {
+		t.Fatalf("want 24 numbered words, got %d: %q", len(words), shown)
+	}
+	var mnemonic []string
+	for _, w := range words {
+		mnemonic = append(mnemonic, w[2])
+	}
+	phrase := strings.Join(mnemonic, " ")
+	if strings.Count(shown, mnemonic[0]+" ") < 1 || strings.Count(shown, "Press Enter") != 1 {
+		t.Fatalf("screen %q", shown)
+	}
+	stdin.Write([]byte("\n"))
+	waitFor("Type your mnemonic to confirm")
+	stdin.Write([]byte(strings.Join(append(append([]string{}, mnemonic[1:]...), mnemonic[0]), " ") + "\n"))
+	waitFor("That is not the mnemonic shown")
+	stdin.Write([]byte(phrase + "\n"))
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("exit %v; terminal %q", err, screen.String())
+	}
+	final := screen.String()
+	if !strings.Contains(final, "mnemonic confirmed") || !strings.Contains(final, "deposit data: ") || !strings.Contains(final, "(2 validators, hoodi)") {
+		t.Fatalf("terminal %q", final)
+	}
+	entries, _ := os.ReadDir(out)
+	if len(entries) != 3 {
+		t.Fatalf("out holds %v", entries)
+	}
+	for _, en := range entries {
+		b, _ := os.ReadFile(filepath.Join(out, en.Name()))
+		if strings.Contains(string(b), mnemonic[0]+" "+mnemonic[1]) {
+			t.Fatalf("%s holds the mnemonic", en.Name())
+		}
+		if strings.HasPrefix(en.Name(), "deposit_data-") {
+			if _, errs := depositdata.VerifyFile(b, &depositdata.Hoodi); len(errs) != 0 {
+				t.Fatal(errs)
+			}
+		}
+	}
+	// The keys are the mnemonic's: existing-mnemonic derives the same.
+	mn := writeFile(t, dir, "mnemonic.txt", phrase+"\n")
+	r := run(t, nil, "existing-mnemonic", "--mnemonic-file", mn, "--keystore-password-file", pw, "--count", "2", "--chain", "hoodi",
+		"--withdrawal-address", testAddress, "--kdf", "pbkdf2", "--out", filepath.Join(dir, "again"))
+	if r.code != 0 {
+		t.Fatalf("existing-mnemonic: %s", r.stderr)
+	}
+	for _, l := range strings.Split(strings.TrimSpace(r.stdout), "\n")[:2] {
+		if pk := strings.Split(l, "\t")[1]; !strings.Contains(final, pk) {
+			t.Fatalf("new-mnemonic did not make %s", pk)
+		}
+	}
+}
+
+// Item 16 without a terminal: --non-interactive needs --mnemonic-out, which
+// gets the mnemonic (0600); nothing else shows it; without a terminal and
+// without --non-interactive the command refuses before making a mnemonic.
+func TestNewMnemonicNonInteractive(t *testing.T) {
+	dir := t.TempDir()
+	pw := writeFile(t, dir, "password.txt", "a long enough password\n")
+	out := filepath.Join(dir, "keys")
+	base := []string{"new-mnemonic", "--count", "1", "--chain", "hoodi", "--bls-withdrawal", "--keystore-password-file", pw, "--out", out, "--kdf", "pbkdf2"}
+	wantUsage(t, run(t, nil, append(base, "--non-interactive")...), "--non-interactive needs --mnemonic-out")
+	wantUsage(t, run(t, nil, base...), "run it in one, or use --non-interactive --mnemonic-out F")
+	wantUsage(t, run(t, nil, append(base, "--mnemonic-language", "klingon")...), `--mnemonic-language "klingon"`)
+	wantUsage(t, run(t, nil, "new-mnemonic", "--num_validators", "1"), "unknown flag --num_validators: use --count N")
+	if _, err := os.Stat(out); !errors.Is(err, os.ErrNotExist) {
+		t.Fatal("refused runs created the output directory")
+	}
+	mout := filepath.Join(dir, "mnemonic.txt")
+	r := run(t, []string{"ETHKEYGEN_LOG_LEVEL=debug"}, append(base, "--non-interactive", "--mnemonic-out", mout, "--mnemonic-language", "portuguese")...)
+	if r.code != 0 {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	st, err := os.Stat(mout)
+	if err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("mnemonic file: %v %v", st, err)
+	}
+	b, _ := os.ReadFile(mout)
+	words := strings.Fields(string(b))
+	if len(words) != 24 || strings.Contains(r.stdout+r.stderr, words[0]+" "+words[1]) {
+		t.Fatalf("mnemonic file %d words; shown elsewhere: %v", len(words), strings.Contains(r.stdout+r.stderr, words[0]+" "+words[1]))
+	}
+	// The file is never replaced.
+	r = run(t, nil, append(base[:len(base)-4], "--out", filepath.Join(dir, "k2"), "--non-interactive", "--mnemonic-out", mout)...)
+	if r.code != 1 || !strings.Contains(r.stderr, "mnemonic file") {
+		t.Fatalf("second run: exit %d %q", r.code, r.stderr)
+	}
+	if b2, _ := os.ReadFile(mout); string(b2) != string(b) {
+		t.Fatal("the mnemonic file was replaced")
+	}
+}
+
+// lockedBuffer is a bytes.Buffer safe for a writer and a reader goroutine.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
