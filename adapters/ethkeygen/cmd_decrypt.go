@@ -54,7 +54,7 @@ func runDecrypt(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	st, err := bf.openStore(ctx)
+	st, err := bf.openExistingStore(ctx)
 	if err != nil {
 		return err
 	}

@@ -263,7 +263,7 @@ func runExportDeposits(ctx context.Context, e *env, args []string) error {
 	if !store.Status(*status).Valid() {
 		return usagef("--status %q: want generated, exported, deposited or retired", *status)
 	}
-	st, err := bf.openStore(ctx)
+	st, err := bf.openExistingStore(ctx)
 	if err != nil {
 		return err
 	}
@@ -325,7 +325,7 @@ func runList(ctx context.Context, e *env, args []string) error {
 	if *status != "" && !store.Status(*status).Valid() {
 		return usagef("--status %q: want generated, exported, deposited or retired", *status)
 	}
-	st, err := bf.openStore(ctx)
+	st, err := bf.openExistingStore(ctx)
 	if err != nil {
 		return err
 	}

@@ -615,3 +615,30 @@ func (l *lockedBuffer) String() string {
 	defer l.mu.Unlock()
 	return l.b.String()
 }
+
+// Item 4: the commands that use what a store holds refuse a store that does
+// not exist, and create none.
+func TestMissingStoreRefused(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "nope.db")
+	env := home(t)
+	other := t.TempDir() // a store elsewhere makes decrypt's identity
+	if r := run(t, env, "generate", "--count", "1", "--chain", "hoodi", "--bls-withdrawal", "--secret-format", "raw",
+		"--db", filepath.Join(other, "e.db"), "--out", other); r.code != 0 {
+		t.Fatal(r.stderr)
+	}
+	for _, args := range [][]string{
+		{"list", "--db", db},
+		{"export-deposits", "--db", db, "--out", filepath.Join(dir, "d.json")},
+		{"decrypt", "--all", "--db", db, "--web3signer-dir", filepath.Join(dir, "w3s")},
+	} {
+		r := run(t, env, args...)
+		want := "ethkeygen " + args[0] + ": no store at " + db + ": generate creates one; name it with --db (or --dynamodb-table)\n"
+		if r.code != 1 || r.stdout != "" || r.stderr != want {
+			t.Fatalf("%v: exit %d\nstdout %q\nstderr %q\nwant   %q", args, r.code, r.stdout, r.stderr, want)
+		}
+		if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+			t.Fatalf("%v left %v", args, entries)
+		}
+	}
+}
