@@ -157,6 +157,10 @@ func TestBadInputPerCommand(t *testing.T) {
 		{"new-mnemonic/non-interactive without mnemonic-out", []string{"new-mnemonic", "--count", "1", "--chain", "hoodi", "--keystore-password-file", w.pwFile, "--out", filepath.Join(d, "nm"), "--non-interactive"}, "--mnemonic-out"},
 		{"new-mnemonic/no terminal", []string{"new-mnemonic", "--count", "1", "--chain", "hoodi", "--keystore-password-file", w.pwFile, "--out", filepath.Join(d, "nm")}, "terminal"},
 
+		// backup
+		{"backup/no out", []string{"backup", "--db", w.db}, "--out"},
+		{"backup/store missing", []string{"backup", "--db", filepath.Join(missing, "x.db"), "--out", filepath.Join(d, "bk")}, "no store"},
+
 		// export-deposits
 		{"export-deposits/existing file", []string{"export-deposits", "--db", w.db, "--status", "exported", "--out", existing}, "exists"},
 		{"export-deposits/no out", []string{"export-deposits", "--db", w.db}, "--out"},

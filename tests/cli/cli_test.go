@@ -642,3 +642,63 @@ func TestMissingStoreRefused(t *testing.T) {
 		}
 	}
 }
+
+// Item 2: backup copies the store consistently while another process
+// writes to it, copies the ledger file when there is one, and checks that
+// the identity opens the copy; a wrong identity fails the backup and leaves
+// no copy.
+func TestBackupWhileInUse(t *testing.T) {
+	env := home(t)
+	dir := t.TempDir()
+	db := filepath.Join(dir, "e.db")
+	if r := run(t, env, "generate", "--count", "3", "--chain", "hoodi", "--bls-withdrawal", "--secret-format", "raw", "--db", db, "--out", dir); r.code != 0 {
+		t.Fatal(r.stderr)
+	}
+	// A writer keeps the store busy during the backup.
+	writer := command(env, "generate", "--count", "200", "--chain", "hoodi", "--bls-withdrawal", "--secret-format", "raw", "--db", db,
+		"--out", dir, "--request-id", "busy")
+	if err := writer.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer writer.Wait()
+	out := filepath.Join(dir, "backups")
+	r := run(t, env, "backup", "--db", db, "--out", out, "--check-all")
+	if r.code != 0 || !regexp.MustCompile(`^`+regexp.QuoteMeta(out)+`/e-\d+\.db\n$`).MatchString(r.stdout) ||
+		!regexp.MustCompile(`^backup of \S+: \d+ records, \d+ opened with the identity; keep the identity apart from the copies\n$`).MatchString(r.stderr) {
+		t.Fatalf("exit %d\nstdout %q\nstderr %q", r.code, r.stdout, r.stderr)
+	}
+	copyPath := strings.TrimSpace(r.stdout)
+	clitest.IntegrityCheck(t, copyPath)
+	if st, _ := os.Stat(copyPath); st.Mode().Perm() != 0o600 {
+		t.Fatalf("copy mode %v", st.Mode())
+	}
+	l := run(t, env, "list", "--db", copyPath)
+	if l.code != 0 || strings.Count(l.stdout, "\n") < 3 {
+		t.Fatalf("list of the copy: %+v", l)
+	}
+	if err := writer.Wait(); err != nil {
+		t.Fatalf("the writer failed during the backup: %v", err)
+	}
+
+	// The ledger file, when present, is copied too.
+	if err := os.WriteFile(db+".ledger", nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r = run(t, env, "backup", "--db", db, "--out", out)
+	if lines := strings.Split(strings.TrimSpace(r.stdout), "\n"); r.code != 0 || len(lines) != 2 || !strings.HasSuffix(lines[1], ".db.ledger") {
+		t.Fatalf("with a ledger: exit %d stdout %q stderr %q", r.code, r.stdout, r.stderr)
+	}
+
+	// Another identity does not open the store: the backup fails, no copy stays.
+	other := home(t)
+	run(t, other, "generate", "--count", "1", "--chain", "hoodi", "--bls-withdrawal", "--secret-format", "raw", "--db", filepath.Join(dir, "o.db"), "--out", dir)
+	bad := filepath.Join(dir, "bad-backups")
+	r = run(t, other, "backup", "--db", db, "--out", bad)
+	if r.code != 1 || r.stdout != "" || !strings.Contains(r.stderr, "the identity does not open it") {
+		t.Fatalf("wrong identity: exit %d stdout %q stderr %q", r.code, r.stdout, r.stderr)
+	}
+	if _, err := os.Stat(bad); !errors.Is(err, os.ErrNotExist) {
+		t.Fatal("a failed backup left its directory")
+	}
+	noDeveloperTalk(t, r.stderr)
+}
