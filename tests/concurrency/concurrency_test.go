@@ -125,7 +125,7 @@ func TestEmbeddedProcesses(t *testing.T) {
 	home := filepath.Join(dir, "home")
 	db := filepath.Join(dir, "ethkeygen.db")
 	env := []string{"ETHKEYGEN_HOME=" + home}
-	common := []string{"generate", "--json", "--count", fmt.Sprint(count), "--chain", "hoodi", "--db", db, "--secret-format", "raw"}
+	common := []string{"generate", "--json", "--count", fmt.Sprint(count), "--chain", "hoodi", "--bls-withdrawal", "--db", db, "--secret-format", "raw"}
 
 	t.Run("same request", func(t *testing.T) {
 		out := filepath.Join(dir, "out-same")

@@ -207,7 +207,7 @@ func runTrials(t *testing.T, h *harness) {
 				out := filepath.Join(dir, "out")
 				backendArgs, st, readable := h.trial(t, dir)
 				reqID := fmt.Sprintf("crash-%d-%s", i, clitest.RandomHex(t, 4))
-				args := append([]string{"generate", "--json", "--count", fmt.Sprint(count), "--chain", "hoodi",
+				args := append([]string{"generate", "--json", "--count", fmt.Sprint(count), "--chain", "hoodi", "--bls-withdrawal",
 					"--out", out, "--request-id", reqID, "--secret-format", "raw"}, backendArgs...)
 				for _, at := range tr.kills {
 					res := run(t, h.env, at, args)

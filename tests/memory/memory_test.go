@@ -134,7 +134,7 @@ func TestMaxMemoryGenerate(t *testing.T) {
 	p := settled(t, bound, func() int64 {
 		dir := t.TempDir()
 		return peakRSS(t, []string{"ETHKEYGEN_HOME=" + filepath.Join(dir, "home")},
-			"generate", "--count", "4", "--chain", "hoodi", "--secret-format", "keystore", "--kdf", "scrypt",
+			"generate", "--count", "4", "--chain", "hoodi", "--bls-withdrawal", "--secret-format", "keystore", "--kdf", "scrypt",
 			"--db", filepath.Join(dir, "ethkeygen.db"), "--out", filepath.Join(dir, "out"), "--request-id", "memory",
 			"--max-memory", "300MiB")
 	})
