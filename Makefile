@@ -6,12 +6,17 @@
 SHELL := /usr/bin/env bash
 GO    ?= go
 
-.PHONY: all test build lint bench tools clean-tools
+.PHONY: all test check build lint bench tools clean-tools
 
 all: build
 
 test:
 	bash scripts/test.sh
+
+# The everyday check, under 2 minutes warm: lint plus the tests of the pure
+# packages (keygen, keygen/keystore, depositdata). No servers, no -race.
+check:
+	bash scripts/test.sh check
 
 build:
 	$(GO) build -o bin/ethkeygen ./adapters/ethkeygen

@@ -2,6 +2,7 @@ package keygen
 
 import (
 	"crypto/sha256"
+	_ "embed"
 	"errors"
 	"fmt"
 	"io"
@@ -16,7 +17,7 @@ import (
 // Language is a BIP-39 wordlist.
 type Language string
 
-// The wordlists go-bip39 ships.
+// The wordlists go-bip39 ships, and Portuguese (wordlists/portuguese.txt).
 const (
 	English            Language = "english"
 	ChineseSimplified  Language = "chinese_simplified"
@@ -27,11 +28,17 @@ const (
 	Japanese           Language = "japanese"
 	Korean             Language = "korean"
 	Spanish            Language = "spanish"
+	Portuguese         Language = "portuguese"
 )
 
 // Languages lists every supported wordlist, English first (it is tried first
 // when a mnemonic is detected).
-var Languages = []Language{English, ChineseSimplified, ChineseTraditional, Czech, French, Italian, Japanese, Korean, Spanish}
+var Languages = []Language{English, ChineseSimplified, ChineseTraditional, Czech, French, Italian, Japanese, Korean, Portuguese, Spanish}
+
+// portugueseList is the BIP-39 Portuguese wordlist; see wordlists/SOURCE.md.
+//
+//go:embed wordlists/portuguese.txt
+var portugueseList string
 
 var wordlistByLanguage = map[Language][]string{
 	English:            wordlists.English,
@@ -43,6 +50,7 @@ var wordlistByLanguage = map[Language][]string{
 	Japanese:           wordlists.Japanese,
 	Korean:             wordlists.Korean,
 	Spanish:            wordlists.Spanish,
+	Portuguese:         strings.Fields(portugueseList),
 }
 
 // wordIndex maps NFKD-normalised words to their index, per language. The
@@ -59,12 +67,41 @@ var wordIndex = func() map[Language]map[string]int {
 	return m
 }()
 
+// abbrevIndex maps the first four characters of each NFKC-normalised word to
+// the word's index (the first such word where a list repeats a prefix), per
+// language: BIP-39 makes four letters enough to tell the words apart, and
+// ethstaker-deposit-cli accepts mnemonics typed that way.
+var abbrevIndex = func() map[Language]map[string]int {
+	m := make(map[Language]map[string]int, len(wordlistByLanguage))
+	for lang, list := range wordlistByLanguage {
+		idx := make(map[string]int, len(list))
+		for i, w := range list {
+			a := abbreviate(w)
+			if _, dup := idx[a]; !dup {
+				idx[a] = i
+			}
+		}
+		m[lang] = idx
+	}
+	return m
+}()
+
+// abbreviate is a word's first four characters after NFKC normalisation.
+func abbreviate(w string) string {
+	r := []rune(norm.NFKC.String(w))
+	if len(r) > 4 {
+		r = r[:4]
+	}
+	return string(r)
+}
+
 // Errors returned by mnemonic handling.
 var (
-	ErrMnemonicLength   = errors.New("keygen: a mnemonic has 12, 15, 18, 21 or 24 words")
-	ErrMnemonicWord     = errors.New("keygen: mnemonic word not in any BIP-39 wordlist")
-	ErrMnemonicChecksum = errors.New("keygen: mnemonic checksum is wrong (a word is mistyped or out of order)")
-	ErrLanguage         = errors.New("keygen: unknown BIP-39 language")
+	ErrMnemonicLength    = errors.New("keygen: a mnemonic has 12, 15, 18, 21 or 24 words")
+	ErrMnemonicWord      = errors.New("keygen: mnemonic word not in any BIP-39 wordlist")
+	ErrMnemonicChecksum  = errors.New("keygen: mnemonic checksum is wrong (a word is mistyped or out of order)")
+	ErrLanguage          = errors.New("keygen: unknown BIP-39 language")
+	ErrMnemonicAmbiguous = errors.New("keygen: the abbreviated mnemonic is valid in more than one language: type the words in full")
 )
 
 // MnemonicWords is the length of mnemonics NewMnemonic creates: 24 words,
@@ -129,15 +166,15 @@ func MnemonicFromEntropy(entropy []byte, lang Language) (*Mnemonic, error) {
 // ParseMnemonic checks a mnemonic typed or read from a file: any whitespace
 // (including the ideographic space of Japanese mnemonics) separates words,
 // case is folded, words are NFKD-normalised, the language is detected and the
-// checksum is verified. Errors name the position of the first unknown word
-// but never the word itself.
+// checksum is verified. As in ethstaker-deposit-cli, words may be abbreviated
+// to their first four letters (compared after NFKC normalisation); the
+// mnemonic is then the full words of the one language in which the
+// abbreviations carry a valid checksum. Errors name the position of the first
+// unknown word but never the word itself.
 func ParseMnemonic(s string) (*Mnemonic, error) {
-	words := strings.FieldsFunc(norm.NFKD.String(strings.ToLower(s)), unicode.IsSpace)
-	defer func() {
-		for i := range words {
-			words[i] = ""
-		}
-	}()
+	lower := strings.ToLower(s)
+	words := strings.FieldsFunc(norm.NFKD.String(lower), unicode.IsSpace)
+	defer wipeWords(words)
 	switch len(words) {
 	case 12, 15, 18, 21, 24:
 	default:
@@ -145,14 +182,18 @@ func ParseMnemonic(s string) (*Mnemonic, error) {
 	}
 	bestLang, bestMissing := Language(""), -1
 	checksumFailed := false
+	indices := make([]int, len(words))
+	defer clear(indices)
 	for _, lang := range Languages {
 		idx := wordIndex[lang]
 		missing := -1
 		for i, w := range words {
-			if _, ok := idx[w]; !ok {
+			v, ok := idx[w]
+			if !ok {
 				missing = i
 				break
 			}
+			indices[i] = v
 		}
 		if missing >= 0 {
 			if missing > bestMissing {
@@ -160,11 +201,14 @@ func ParseMnemonic(s string) (*Mnemonic, error) {
 			}
 			continue
 		}
-		if !checksumOK(words, idx) {
+		if !checksumOK(indices) {
 			checksumFailed = true
 			continue // Chinese lists overlap: another language may fit.
 		}
 		return &Mnemonic{phrase: NewBytes([]byte(strings.Join(words, " "))), lang: lang}, nil
+	}
+	if m, err := parseAbbreviated(lower); m != nil || err != nil {
+		return m, err
 	}
 	if checksumFailed {
 		return nil, ErrMnemonicChecksum
@@ -173,13 +217,64 @@ func ParseMnemonic(s string) (*Mnemonic, error) {
 	return nil, fmt.Errorf("%w: word %d of %d is not in the %s list", ErrMnemonicWord, bestMissing+1, len(words), bestLang)
 }
 
-func checksumOK(words []string, idx map[string]int) bool {
-	bits := len(words) * 11
+// parseAbbreviated reads words by their first four letters. It returns
+// (nil, nil) when no language has every abbreviation with a valid checksum.
+func parseAbbreviated(lower string) (*Mnemonic, error) {
+	fields := strings.FieldsFunc(lower, unicode.IsSpace)
+	defer wipeWords(fields)
+	abbrevs := make([]string, len(fields))
+	defer wipeWords(abbrevs)
+	for i, w := range fields {
+		abbrevs[i] = abbreviate(w)
+	}
+	var found *Mnemonic
+	indices := make([]int, len(abbrevs))
+	defer clear(indices)
+	for _, lang := range Languages {
+		idx := abbrevIndex[lang]
+		ok := true
+		for i, a := range abbrevs {
+			v, in := idx[a]
+			if !in {
+				ok = false
+				break
+			}
+			indices[i] = v
+		}
+		if !ok || !checksumOK(indices) {
+			continue
+		}
+		list := wordlistByLanguage[lang]
+		full := make([]string, len(indices))
+		for i, v := range indices {
+			full[i] = norm.NFKD.String(list[v])
+		}
+		phrase := strings.Join(full, " ")
+		if found != nil {
+			if found.UnsafeString() == phrase {
+				continue // the same words in two lists (Chinese): the same seed
+			}
+			found.Destroy()
+			return nil, ErrMnemonicAmbiguous
+		}
+		found = &Mnemonic{phrase: NewBytes([]byte(phrase)), lang: lang}
+	}
+	return found, nil
+}
+
+func wipeWords(words []string) {
+	for i := range words {
+		words[i] = ""
+	}
+}
+
+// checksumOK checks the BIP-39 checksum of a mnemonic given as word indices.
+func checksumOK(indices []int) bool {
+	bits := len(indices) * 11
 	csBits := bits / 33
 	buf := make([]byte, (bits+7)/8)
 	defer Wipe(buf)
-	for w, word := range words {
-		v := idx[word]
+	for w, v := range indices {
 		for b := 0; b < 11; b++ {
 			if v>>(10-uint(b))&1 == 1 {
 				pos := w*11 + b

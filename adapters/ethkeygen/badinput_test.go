@@ -159,6 +159,14 @@ func TestBadInputPerCommand(t *testing.T) {
 		{"existing-mnemonic/no out", []string{"existing-mnemonic", "--mnemonic-file", w.mnemonicFile, "--count", "1", "--chain", "hoodi", "--keystore-password-file", w.pwFile}, "--out"},
 		{"existing-mnemonic/mnemonic as password", mnemonicArgs(w, "--keystore-password-file", emptyFile), "12"},
 
+		// new-mnemonic (tests/cli runs it on a terminal)
+		{"new-mnemonic/non-interactive without mnemonic-out", []string{"new-mnemonic", "--count", "1", "--chain", "hoodi", "--keystore-password-file", w.pwFile, "--out", filepath.Join(d, "nm"), "--non-interactive"}, "--mnemonic-out"},
+		{"new-mnemonic/no terminal", []string{"new-mnemonic", "--count", "1", "--chain", "hoodi", "--keystore-password-file", w.pwFile, "--out", filepath.Join(d, "nm")}, "terminal"},
+
+		// backup
+		{"backup/no out", []string{"backup", "--db", w.db}, "--out"},
+		{"backup/store missing", []string{"backup", "--db", filepath.Join(missing, "x.db"), "--out", filepath.Join(d, "bk")}, "no store"},
+
 		// export-deposits
 		{"export-deposits/no selection", []string{"export-deposits", "--db", w.db, "--bls-withdrawal"}, "--request-id, --pubkey, --all or --export-id"},
 		{"export-deposits/two selections", []string{"export-deposits", "--db", w.db, "--all", "--request-id", "bad-input", "--bls-withdrawal"}, "one of"},

@@ -128,7 +128,7 @@ func TestExistingMnemonicBadInput(t *testing.T) {
 	mn := writeFile(t, dir, "mnemonic.txt", testMnemonic)
 	pw := writeFile(t, dir, "password.txt", "a long enough password")
 	short := writeFile(t, dir, "short.txt", "short")
-	badWord := writeFile(t, dir, "badword.txt", strings.Replace(testMnemonic, "waste", "wastex", 1))
+	badWord := writeFile(t, dir, "badword.txt", strings.Replace(testMnemonic, "waste", "wxstex", 1))
 	badSum := writeFile(t, dir, "badsum.txt", strings.Replace(testMnemonic, "waste", "test", 1))
 	notDir := writeFile(t, dir, "file", "")
 	base := func(out string) []string {

@@ -87,7 +87,7 @@ var packagePrefixRE = regexp.MustCompile(`(^|: )(?:custody|depositdata|keygen|ke
 // JSON errors that name Go types or quote the bytes of the input (a
 // password file given by mistake must not be echoed).
 var (
-	jsonTypeRE   = regexp.MustCompile(`cannot unmarshal (\w+) into Go (?:struct field (?:\w+\.)*?([\w.]+)|value) of type [\w.\[\]*]+`)
+	jsonTypeRE   = regexp.MustCompile(`(?:json: )?cannot unmarshal (\w+) into Go (?:struct field (?:\w+\.)*(\w+)|value) of type [\w.\[\]*]+`)
 	jsonSyntaxRE = regexp.MustCompile(`invalid character '(?:[^']|\\')*' [\w ]+`)
 )
 

@@ -42,7 +42,11 @@ func openLifecycle(ctx context.Context, bf *backendFlags, st store.Store) (*life
 	l := &lifecycle{records: st}
 	var err error
 	if l.records == nil {
-		if l.records, err = bf.openStore(ctx); err != nil {
+		open := bf.openStore
+		if bf.cfg.ExistingStore {
+			open = bf.openExistingStore // reading commands never create a store
+		}
+		if l.records, err = open(ctx); err != nil {
 			return nil, err
 		}
 	}

@@ -208,7 +208,7 @@ func run(ctx context.Context, e *env, args []string) int {
 // isUsage: the error is the operator's request, not the run: bad flags, and
 // requests that custody refuses before any work starts.
 func isUsage(err error) bool {
-	return errors.As(err, new(usageError)) || errors.Is(err, custody.ErrRequest)
+	return errors.As(err, new(usageError)) || errors.Is(err, custody.ErrRequest) || errors.Is(err, custody.ErrRequestReused)
 }
 
 // errSilentFailure: the command already reported what went wrong.
@@ -217,12 +217,14 @@ var errSilentFailure = errors.New("failed")
 func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
 
 // newFlags makes a flag set whose --help prints the summary and flags to
-// stdout, and whose parse errors become usage errors.
+// stdout (once), and whose parse errors become one-line usage errors.
 func newFlags(e *env, name, synopsis, summary string) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	fs.Usage = func() {
-		fs.SetOutput(e.stdout)
+	// The flag package calls Usage on every parse error too: print only
+	// for --help (see parse).
+	fs.Usage = func() {}
+	usagePrinters.Store(fs, func() {
 		fmt.Fprintf(e.stdout, "Usage: ethkeygen %s %s\n\n%s\n\nFlags:\n", name, synopsis, summary)
 		fs.VisitAll(func(f *flag.Flag) {
 			kind, usage := flag.UnquoteUsage(f)
@@ -233,9 +235,12 @@ func newFlags(e *env, name, synopsis, summary string) *flag.FlagSet {
 			fmt.Fprintln(e.stdout)
 		})
 		fmt.Fprintf(e.stdout, "\n%s\n", exitText)
-	}
+	})
 	return fs
 }
+
+// usagePrinters holds the --help text printer of each flag set newFlags made.
+var usagePrinters sync.Map // *flag.FlagSet -> func()
 
 // parse parses args; it interleaves flags and positional arguments, as
 // operators expect (FILE --chain mainnet).
@@ -244,7 +249,10 @@ func parse(fs *flag.FlagSet, args []string) ([]string, error) {
 	for {
 		if err := fs.Parse(args); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
-				return nil, err // the flag package has printed the usage
+				if p, ok := usagePrinters.Load(fs); ok {
+					p.(func())()
+				}
+				return nil, err
 			}
 			return nil, flagError(err)
 		}
