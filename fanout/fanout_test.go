@@ -58,7 +58,9 @@ func newFunction(t *testing.T, allowed ...string) *function {
 	if len(allowed) == 0 {
 		allowed = []string{"hoodi"}
 	}
-	return &function{h: &handler.Handler{Generator: gen, AllowedChains: allowed, MaxCount: 20}, store: st, cust: e.Custodian,
+	a, _ := depositdata.ParseAddress(testAddress, false)
+	return &function{h: &handler.Handler{Generator: gen, AllowedChains: allowed, MaxCount: 20,
+		AllowedAddresses: []depositdata.Address{a}, AllowBLS: true}, store: st, cust: e.Custodian,
 		failures: map[string][]failure{}, always: map[string]failure{}, calls: map[string]int{}}
 }
 

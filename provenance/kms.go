@@ -10,6 +10,8 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
+	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
@@ -164,4 +166,46 @@ func (s *kmsSigner) Sign(ctx context.Context, msg []byte) ([]byte, error) {
 		return nil, fmt.Errorf("provenance: kms Sign with %s returned a signature that does not verify", s.v.id)
 	}
 	return bytes.Clone(out.Signature), nil
+}
+
+// NewDeferredKMSSigner is NewKMSSigner for a process that must start
+// without calling KMS (a Lambda function's cold start): keyARN must be the
+// key's full ARN, which is its KeyID; the first Sign fetches the public key
+// (NewKMSSigner) and refuses a key whose ARN differs.
+func NewDeferredKMSSigner(client KMSSignAPI, keyARN string) (Signer, error) {
+	if client == nil {
+		return nil, errors.New("provenance: NewDeferredKMSSigner needs a KMS client")
+	}
+	if !strings.HasPrefix(keyARN, "arn:") || !strings.Contains(keyARN, ":key/") {
+		return nil, fmt.Errorf("provenance: %q is not a KMS key ARN", keyARN)
+	}
+	return &deferredSigner{client: client, arn: keyARN}, nil
+}
+
+type deferredSigner struct {
+	client KMSSignAPI
+	arn    string
+	mu     sync.Mutex
+	s      Signer // set once a GetPublicKey succeeded; a failure is retried
+}
+
+func (d *deferredSigner) KeyID() string { return d.arn }
+
+func (d *deferredSigner) Sign(ctx context.Context, msg []byte) ([]byte, error) {
+	d.mu.Lock()
+	s := d.s
+	if s == nil {
+		var err error
+		if s, err = NewKMSSigner(ctx, d.client, d.arn); err != nil {
+			d.mu.Unlock()
+			return nil, err
+		}
+		if s.KeyID() != d.arn {
+			d.mu.Unlock()
+			return nil, fmt.Errorf("provenance: KMS reports key %s for %s", s.KeyID(), d.arn)
+		}
+		d.s = s
+	}
+	d.mu.Unlock()
+	return s.Sign(ctx, msg)
 }

@@ -203,3 +203,53 @@ func TestKMSWrongKey(t *testing.T) {
 		})
 	}
 }
+
+// TestDeferredKMSSigner: the deferred signer calls KMS only at its first
+// Sign, signs as NewKMSSigner does (the verifier accepts), and refuses an
+// alias (its KeyID must be the ARN) and an ARN of another key's kind.
+func TestDeferredKMSSigner(t *testing.T) {
+	client, newKey := localKMS(t)
+	arn := newKey()
+	counting := &countingSignKMS{KMSSignAPI: client}
+	s, err := provenance.NewDeferredKMSSigner(counting, arn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if counting.calls != 0 || s.KeyID() != arn {
+		t.Fatalf("made with %d KMS calls, KeyID %q", counting.calls, s.KeyID())
+	}
+	msg := []byte("record")
+	sig, err := s.Sign(t.Context(), msg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := provenance.NewKMSVerifier(t.Context(), client, arn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := v.Verify(msg, sig); err != nil {
+		t.Fatalf("deferred signature: %v", err)
+	}
+	if _, err := provenance.NewDeferredKMSSigner(client, "alias/x"); err == nil {
+		t.Fatal("an alias was accepted as the deferred signer's key ARN")
+	}
+	bad, _ := provenance.NewDeferredKMSSigner(client, strings.Replace(arn, arn[strings.LastIndex(arn, "/")+1:], "00000000-0000-0000-0000-000000000000", 1))
+	if _, err := bad.Sign(t.Context(), msg); err == nil {
+		t.Fatal("a missing key signed")
+	}
+}
+
+type countingSignKMS struct {
+	provenance.KMSSignAPI
+	calls int
+}
+
+func (c *countingSignKMS) GetPublicKey(ctx context.Context, in *kms.GetPublicKeyInput, o ...func(*kms.Options)) (*kms.GetPublicKeyOutput, error) {
+	c.calls++
+	return c.KMSSignAPI.GetPublicKey(ctx, in, o...)
+}
+
+func (c *countingSignKMS) Sign(ctx context.Context, in *kms.SignInput, o ...func(*kms.Options)) (*kms.SignOutput, error) {
+	c.calls++
+	return c.KMSSignAPI.Sign(ctx, in, o...)
+}

@@ -43,7 +43,9 @@ func newFoFunction(t *testing.T) *foFunction {
 	t.Helper()
 	e := custodytest.NewEmbedded(t)
 	st, gen := e.Store, e.Generator
-	return &foFunction{h: &handler.Handler{Generator: gen, AllowedChains: []string{"hoodi"}, MaxCount: 10}, store: st, dbPath: e.DBPath, keyDir: e.KeyDir,
+	a, _ := depositdata.ParseAddress(testAddress, false)
+	return &foFunction{h: &handler.Handler{Generator: gen, AllowedChains: []string{"hoodi"}, MaxCount: 10,
+		AllowedAddresses: []depositdata.Address{a}, AllowBLS: true}, store: st, dbPath: e.DBPath, keyDir: e.KeyDir,
 		broken: map[string]bool{}, throttleOnce: map[string]bool{}}
 }
 

@@ -103,7 +103,9 @@ func setup(ctx context.Context, getenv func(string) string, environ []string, lo
 	if mnemonicSealer != nil {
 		opts = append(opts, custody.WithMnemonicSealer(mnemonicSealer))
 	}
-	signer, err := bc.GeneratorSigner(ctx)
+	// No KMS call before the first invocation: the key's public half is
+	// fetched when the first record is signed.
+	signer, err := bc.DeferredGeneratorSigner(ctx)
 	if err != nil {
 		return nil, err
 	}

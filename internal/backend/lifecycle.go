@@ -94,6 +94,19 @@ func (c *Config) GeneratorSigner(ctx context.Context) (provenance.Signer, error)
 	return s, nil
 }
 
+// DeferredGeneratorSigner is GeneratorSigner for SigningKeyID (a key ARN)
+// without a KMS call until the first signature (a Lambda's cold start).
+func (c *Config) DeferredGeneratorSigner(ctx context.Context) (provenance.Signer, error) {
+	if c.SigningKeyID == "" {
+		return c.GeneratorSigner(ctx)
+	}
+	cfg, err := c.AWS(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return provenance.NewDeferredKMSSigner(kms.NewFromConfig(cfg), c.SigningKeyID)
+}
+
 // GeneratorVerifier is the public half of the generator's key, which every
 // export, load and later operation checks records against.
 func (c *Config) GeneratorVerifier(ctx context.Context) (provenance.Verifier, error) {
