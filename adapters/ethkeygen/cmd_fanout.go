@@ -69,9 +69,6 @@ func runFanout(ctx context.Context, e *env, args []string) error {
 	if *count < 1 {
 		return usagef("--count %d: want at least 1", *count)
 	}
-	if !storeGiven(fs) {
-		return usagef("--dynamodb-table (the function's store) is required: the run's deposits are handed out from it, through an export")
-	}
 	if *batchSize < 1 || *concurrency < 1 || *retries < 0 {
 		return usagef("--batch-size and --concurrency must be at least 1, --retries at least 0")
 	}
@@ -101,6 +98,9 @@ func runFanout(ctx context.Context, e *env, args []string) error {
 		return withdrawalChoice()
 	} else if err != nil {
 		return err
+	}
+	if !storeGiven(fs) {
+		return usagef("--dynamodb-table (the function's store) is required: the run's deposits are handed out from it, through an export")
 	}
 	if err := checkOutDir(*out); err != nil {
 		return err

@@ -121,16 +121,20 @@ func runGenerate(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	bf.cfg.Notify = func(msg string) { fmt.Fprintln(e.stderr, msg) }
+	// The store first: a store that cannot be opened stops the run before
+	// any key file is made.
+	st, err := bf.openStore(ctx)
+	if err != nil {
+		return err
+	}
 	sealer, mnemonicSealer, err := bf.cfg.Sealers(ctx)
 	if err != nil {
+		st.Close()
 		return err
 	}
 	signer, err := bf.cfg.GeneratorSigner(ctx)
 	if err != nil {
-		return err
-	}
-	st, err := bf.openStore(ctx)
-	if err != nil {
+		st.Close()
 		return err
 	}
 	lc, err := openLifecycle(ctx, &bf, st)
@@ -262,7 +266,7 @@ func runExportDeposits(ctx context.Context, e *env, args []string) error {
 	if *chain != "" {
 		n, err := depositdata.NetworkByName(*chain)
 		if err != nil {
-			return usageError{err}
+			return usagef("--chain %q: unknown network (known: %s)", *chain, strings.Join(depositdata.NetworkNames(), ", "))
 		}
 		req.Network = n.Name
 	}

@@ -29,9 +29,9 @@ func TestLedgerConformance(t *testing.T) {
 }
 
 func TestLedgerFileMode(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ethkeygen.db.ledger") // a 0700 directory, made before the umask changes
 	old := umask(0)
 	defer umask(old)
-	path := filepath.Join(t.TempDir(), "ethkeygen.db.ledger")
 	l := openLedger(t, path)
 	if _, err := l.Pin(t.Context(), "n", "v"); err != nil {
 		t.Fatal(err)

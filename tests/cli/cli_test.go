@@ -353,7 +353,7 @@ func TestDecryptRawPathAndExportChain(t *testing.T) {
 	if len(files) != 2 || !paths["m/12381/3600/0/0/0"] || !paths["m/12381/3600/1/0/0"] {
 		t.Fatalf("keystore paths %v of %v", paths, files)
 	}
-	r = run(t, env, "export-deposits", "--db", db, "--status", "exported", "--chain", "hodi", "--out", filepath.Join(dir, "x.json"))
+	r = run(t, env, "export-deposits", "--db", db, "--all", "--bls-withdrawal", "--chain", "hodi", "--out", filepath.Join(dir, "x"))
 	wantUsage(t, r, `--chain "hodi": unknown network`)
 }
 
@@ -629,7 +629,7 @@ func TestMissingStoreRefused(t *testing.T) {
 	}
 	for _, args := range [][]string{
 		{"list", "--db", db},
-		{"export-deposits", "--db", db, "--out", filepath.Join(dir, "d.json")},
+		{"export-deposits", "--db", db, "--all", "--bls-withdrawal", "--out", filepath.Join(dir, "d")},
 		{"decrypt", "--all", "--db", db, "--web3signer-dir", filepath.Join(dir, "w3s")},
 	} {
 		r := run(t, env, args...)
@@ -663,11 +663,11 @@ func TestBackupWhileInUse(t *testing.T) {
 	defer writer.Wait()
 	out := filepath.Join(dir, "backups")
 	r := run(t, env, "backup", "--db", db, "--out", out, "--check-all")
-	if r.code != 0 || !regexp.MustCompile(`^`+regexp.QuoteMeta(out)+`/e-\d+\.db\n$`).MatchString(r.stdout) ||
+	if r.code != 0 || !regexp.MustCompile(`^`+regexp.QuoteMeta(out)+`/e-\d+\.db\n(`+regexp.QuoteMeta(out)+`/e-\d+\.db\.ledger\n)?$`).MatchString(r.stdout) ||
 		!regexp.MustCompile(`^backup of \S+: \d+ records, \d+ opened with the identity; keep the identity apart from the copies\n$`).MatchString(r.stderr) {
 		t.Fatalf("exit %d\nstdout %q\nstderr %q", r.code, r.stdout, r.stderr)
 	}
-	copyPath := strings.TrimSpace(r.stdout)
+	copyPath := strings.Split(strings.TrimSpace(r.stdout), "\n")[0]
 	clitest.IntegrityCheck(t, copyPath)
 	if st, _ := os.Stat(copyPath); st.Mode().Perm() != 0o600 {
 		t.Fatalf("copy mode %v", st.Mode())

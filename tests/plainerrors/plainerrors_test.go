@@ -82,7 +82,7 @@ func home(dir string) []string { return []string{"HOME=" + dir} }
 // the identity in keyDir.
 func generate(t *testing.T, dir, keyDir, db string, n string) {
 	t.Helper()
-	r := cli(t, dir, home(dir), nil, "", "generate", "--count", n, "--chain", "hoodi", "--secret-format", "raw",
+	r := cli(t, dir, home(dir), nil, "", "generate", "--count", n, "--chain", "hoodi", "--bls-withdrawal", "--secret-format", "raw",
 		"--out", filepath.Join(dir, "out-"+filepath.Base(db)), "--db", db, "--key-dir", keyDir)
 	if r.code != 0 {
 		t.Fatalf("generate: exit %d: %s", r.code, r.stderr)
@@ -113,9 +113,9 @@ func TestWrongIdentityNamesRecipients(t *testing.T) {
 	generate(t, dir, filepath.Join(dir, "ka"), "s.db", "2")
 	generate(t, dir, filepath.Join(dir, "kb"), "other.db", "1")
 	sealedTo, have := recipientOf(t, filepath.Join(dir, "ka")), recipientOf(t, filepath.Join(dir, "kb"))
+	// The store's own key directory (its generator.pub), another identity.
 	for _, args := range [][]string{
-		{"--key-dir", filepath.Join(dir, "kb")},
-		{"--identity-file", filepath.Join(dir, "kb", "identity.txt")},
+		{"--key-dir", filepath.Join(dir, "ka"), "--identity-file", filepath.Join(dir, "kb", "identity.txt")},
 	} {
 		r := cli(t, dir, home(dir), nil, "", append([]string{"decrypt", "--all", "--db", "s.db", "--web3signer-dir", filepath.Join(dir, "w")}, args...)...)
 		wantPlainFailure(t, r, "sealed to age recipient "+sealedTo, "this identity belongs to recipient "+have)
@@ -133,8 +133,8 @@ func TestCorruptStore(t *testing.T) {
 	}
 	for _, args := range [][]string{
 		{"list", "--db", "s.db"},
-		{"export-deposits", "--db", "s.db", "--out", "out"},
-		{"generate", "--count", "1", "--chain", "hoodi", "--db", "s.db", "--recipient", someRecipient, "--out", "out"},
+		{"export-deposits", "--db", "s.db", "--all", "--bls-withdrawal", "--out", "out"},
+		{"generate", "--count", "1", "--chain", "hoodi", "--bls-withdrawal", "--db", "s.db", "--recipient", someRecipient, "--out", "out"},
 	} {
 		t.Run(args[0], func(t *testing.T) {
 			wantPlainFailure(t, cli(t, dir, home(dir), nil, "", args...), "s.db", "damaged or not an ethkeygen store", "backup")
@@ -153,11 +153,11 @@ func TestDeletedStore(t *testing.T) {
 	}
 	for _, args := range [][]string{
 		{"list", "--db", "s.db"},
-		{"export-deposits", "--db", "s.db", "--out", "out2"},
+		{"export-deposits", "--db", "s.db", "--all", "--bls-withdrawal", "--out", "out2"},
 		{"decrypt", "--all", "--db", "s.db", "--key-dir", "k", "--web3signer-dir", "w"},
 	} {
 		t.Run(args[0], func(t *testing.T) {
-			wantPlainFailure(t, cli(t, dir, home(dir), nil, "", args...), "store file s.db does not exist", "--db")
+			wantPlainFailure(t, cli(t, dir, home(dir), nil, "", args...), "no store at s.db", "--db")
 			if _, err := os.Lstat(filepath.Join(dir, "s.db")); !errors.Is(err, os.ErrNotExist) {
 				t.Fatal("the command created a new store")
 			}
@@ -208,8 +208,8 @@ func TestReadOnlyStoreDirectory(t *testing.T) {
 	t.Cleanup(func() { os.Chmod(ro, 0o700) })
 	for _, args := range [][]string{
 		{"list", "--db", "s.db"},
-		{"generate", "--count", "1", "--chain", "hoodi", "--secret-format", "raw", "--db", "s.db", "--recipient", someRecipient, "--out", filepath.Join(dir, "o")},
-		{"generate", "--count", "1", "--chain", "hoodi", "--secret-format", "raw", "--db", "new.db", "--recipient", someRecipient, "--out", filepath.Join(dir, "o")},
+		{"generate", "--count", "1", "--chain", "hoodi", "--bls-withdrawal", "--secret-format", "raw", "--db", "s.db", "--recipient", someRecipient, "--out", filepath.Join(dir, "o")},
+		{"generate", "--count", "1", "--chain", "hoodi", "--bls-withdrawal", "--secret-format", "raw", "--db", "new.db", "--recipient", someRecipient, "--out", filepath.Join(dir, "o")},
 	} {
 		t.Run(strings.Join(args[:3], " "), func(t *testing.T) {
 			r := cli(t, ro, home(ro), cred, bin, args...)
@@ -222,7 +222,7 @@ func TestReadOnlyStoreDirectory(t *testing.T) {
 // refuses instead of putting an identity in ./.ethkeygen.
 func TestNoHome(t *testing.T) {
 	dir := t.TempDir()
-	gen := []string{"generate", "--count", "1", "--chain", "hoodi", "--secret-format", "raw", "--db", "s.db", "--out", "o"}
+	gen := []string{"generate", "--count", "1", "--chain", "hoodi", "--bls-withdrawal", "--secret-format", "raw", "--db", "s.db", "--out", "o"}
 	wantPlainFailure(t, cli(t, dir, nil, nil, "", gen...), "HOME", "--key-dir", "ETHKEYGEN_HOME")
 	if _, err := os.Lstat(filepath.Join(dir, ".ethkeygen")); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("created ./.ethkeygen (%v)", err)
@@ -230,7 +230,7 @@ func TestNoHome(t *testing.T) {
 	if r := cli(t, dir, []string{"ETHKEYGEN_HOME=" + filepath.Join(dir, "h")}, nil, "", gen...); r.code != 0 {
 		t.Fatalf("with ETHKEYGEN_HOME: exit %d: %s", r.code, r.stderr)
 	}
-	if r := cli(t, dir, nil, nil, "", "generate", "--count", "1", "--chain", "hoodi", "--secret-format", "raw", "--db", "s2.db", "--out", "o2", "--key-dir", "kd"); r.code != 0 {
+	if r := cli(t, dir, nil, nil, "", "generate", "--count", "1", "--chain", "hoodi", "--bls-withdrawal", "--secret-format", "raw", "--db", "s2.db", "--out", "o2", "--key-dir", "kd"); r.code != 0 {
 		t.Fatalf("with --key-dir: exit %d: %s", r.code, r.stderr)
 	}
 }
@@ -248,7 +248,7 @@ func TestFileTraps(t *testing.T) {
 		return dir, kd
 	}
 	gen := func(kd string) []string {
-		return []string{"generate", "--count", "1", "--chain", "hoodi", "--secret-format", "raw", "--db", "s.db", "--key-dir", kd, "--out", "o2"}
+		return []string{"generate", "--count", "1", "--chain", "hoodi", "--bls-withdrawal", "--secret-format", "raw", "--db", "s.db", "--key-dir", kd, "--out", "o2"}
 	}
 	swapForSymlink := func(t *testing.T, p string) {
 		real := p + ".real"
