@@ -65,7 +65,7 @@ func (o *Opener) OpenRecord(ctx context.Context, rec *store.Record) (*Secret, er
 		return nil, fmt.Errorf("custody: opening %s: %w", short(rec.Pubkey), err)
 	}
 	defer keygen.Wipe(plain)
-	s, err := parseSecret(plain, rec.Pubkey)
+	s, err := parseSecret(ctx, plain, rec.Pubkey)
 	if err != nil {
 		return nil, fmt.Errorf("custody: opening %s: %w", short(rec.Pubkey), err)
 	}

@@ -1,6 +1,7 @@
 package custody
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -66,7 +67,7 @@ func FuzzParseSecret(f *testing.F) {
 	f.Add([]byte(`{"version":2}`))
 	f.Add([]byte(`{"version":1,"pubkey":"` + pubkey + `","format":"pem"}`))
 	f.Fuzz(func(t *testing.T, doc []byte) {
-		s, err := parseSecret(doc, pubkey)
+		s, err := parseSecret(context.Background(), doc, pubkey)
 		if err != nil {
 			if s != nil {
 				t.Fatal("a secret and an error")
