@@ -616,16 +616,8 @@ func (l *Ledger) keyPage(ctx context.Context, last string) ([]*store.KeyState, e
 	if err != nil {
 		return nil, l.wrap("keys", err)
 	}
-	defer rows.Close()
-	var page []*store.KeyState
-	for rows.Next() {
-		ks, err := scanKey(rows)
-		if err != nil {
-			return nil, err
-		}
-		page = append(page, ks)
-	}
-	if err := rows.Err(); err != nil {
+	page, err := scanAll(rows, scanKey)
+	if err != nil {
 		return nil, l.wrap("keys", err)
 	}
 	return page, nil

@@ -619,19 +619,25 @@ func (s *Store) page(ctx context.Context, f store.Filter, last *store.Record) ([
 	if err != nil {
 		return nil, s.wrap("query", err)
 	}
-	defer rows.Close()
-	var page []*store.Record
-	for rows.Next() {
-		r, err := scanRecord(rows)
-		if err != nil {
-			return nil, err
-		}
-		page = append(page, r)
-	}
-	if err := rows.Err(); err != nil {
+	page, err := scanAll(rows, scanRecord)
+	if err != nil {
 		return nil, s.wrap("query", err)
 	}
 	return page, nil
+}
+
+// scanAll reads every row with scan and closes rows.
+func scanAll[T any](rows *sql.Rows, scan func(*sql.Rows) (T, error)) ([]T, error) {
+	defer rows.Close()
+	var out []T
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
 }
 
 // SetStatus implements store.Store with a conditional UPDATE.
