@@ -243,7 +243,7 @@ func TestGenerateLambdaMarksExported(t *testing.T) {
 	}
 	// Without the store, nothing can be handed out: refused before any invocation.
 	calls := f.calls
-	noStore := []string{"generate", "--lambda", "ethkeygen", "--count", "2", "--chain", "hoodi", "--request-id", "x", "--out", out}
+	noStore := []string{"generate", "--lambda", "ethkeygen", "--count", "2", "--chain", "hoodi", "--bls-withdrawal", "--request-id", "x", "--out", out}
 	if r := runCLI(t, noStore...); r.code != 2 || !strings.Contains(r.stderr, "--dynamodb-table") || f.calls != calls {
 		t.Fatalf("without a store: %+v", r)
 	}

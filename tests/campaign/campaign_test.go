@@ -354,7 +354,7 @@ func TestSignalsWhileWriting(t *testing.T) {
 			req := "sig-" + clitest.RandomHex(t, 3)
 			out := filepath.Join(root, "first")
 			cmd := command(t, b, "", genArgs(req, out, 150, ba)...)
-			var so, se bytes.Buffer
+			var so, se syncBuffer
 			cmd.Stdout, cmd.Stderr = &so, &se
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)
@@ -374,7 +374,8 @@ func TestSignalsWhileWriting(t *testing.T) {
 				time.Sleep(2 * time.Millisecond)
 			}
 			_ = cmd.Process.Signal(sig)
-			r := wait(t, cmd, cmd.Wait(), &so, &se)
+			werr := cmd.Wait()
+			r := wait(t, cmd, werr, bytes.NewBufferString(so.String()), bytes.NewBufferString(se.String()))
 			if r.code != 0 && r.code != 130 && r.code != 1 {
 				t.Fatalf("interrupted run: exit %d (signal %v): %s", r.code, r.signal, r.stderr)
 			}
@@ -545,4 +546,28 @@ func TestThrottledDynamoDB(t *testing.T) {
 	if n.Load() == 0 {
 		t.Fatal("the proxy saw no request")
 	}
+}
+
+// syncBuffer is a bytes.Buffer a running process writes while the test reads.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func (b *syncBuffer) Len() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Len()
 }
