@@ -485,6 +485,11 @@ func runSealedBLSChange(ctx context.Context, e *env, args []string) error {
 	}
 	var secretOpener envelope.Opener
 	for _, r := range recs {
+		if r.SealedMnemonic != nil && mnemonicOpener == nil {
+			return usagef("the mnemonic of 0x%s is sealed under a separate key: give --mnemonic-identity-file F or --mnemonic-kms", r.Pubkey)
+		}
+	}
+	for _, r := range recs {
 		if r.SealedMnemonic == nil {
 			if secretOpener, err = bf.cfg.Opener(ctx, *useKMS, *identity); err != nil {
 				return err

@@ -17,6 +17,7 @@ import (
 	"sync"
 	"testing"
 
+	"filippo.io/age"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
 	"github.com/ethkeygen/ethkeygen/beacon"
@@ -550,4 +551,38 @@ func sealedOpsBadInputCases(w *badInputWorld) []struct {
 		{"top-up/no pubkey", topUp("--amount-gwei", "1000000000", "--out", filepath.Join(out, "t.json")), "--pubkey"},
 		{"top-up/existing file", topUp("--pubkey", pk, "--amount-gwei", "1000000000", "--out", filepath.Join(w.dir, "existing-deposits.json")), "never replaced"},
 	}
+}
+
+// TestSealedBLSChangeSeparateMnemonic: records whose mnemonics are sealed
+// to a separate recipient: bls-change opens them only with that key's
+// identity (--mnemonic-identity-file); the signing side's identity alone
+// opens nothing and writes nothing.
+func TestSealedBLSChangeSeparateMnemonic(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("ETHKEYGEN_HOME", filepath.Join(dir, "home"))
+	db := filepath.Join(dir, "ethkeygen.db")
+	mid, err := age.GenerateX25519Identity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	midFile := writeFile(t, dir, "mnemonic-identity.txt", mid.String()+"\n")
+	g := generateJSON(t, "--count", "2", "--keys-per-mnemonic", "2", "--chain", "hoodi", "--bls-withdrawal", "--db", db, "--out", dir,
+		"--secret-format", "raw", "--request-id", "sep", "--mnemonic-recipient", mid.Recipient().String())
+	pks := pubkeysOf(g)
+	recs := listJSON(t, "--db", db)
+	bad := filepath.Join(dir, "refused")
+	refused(t, bad, 2, "--mnemonic-identity-file", "bls-change", "--request-id", "sep", "--validator-index", "1,2",
+		"--withdrawal-address", testAddress, "--out", bad, "--db", db)
+	refused(t, bad, 1, "mnemonic", "bls-change", "--request-id", "sep", "--validator-index", "1,2",
+		"--withdrawal-address", testAddress, "--out", bad, "--db", db, "--mnemonic-identity-file", filepath.Join(dir, "home", "identity.txt"))
+	out := filepath.Join(dir, "bls")
+	mustRun(t, "bls-change", "--request-id", "sep", "--validator-index", "1,2", "--withdrawal-address", testAddress,
+		"--out", out, "--db", db, "--mnemonic-identity-file", midFile)
+	name, _ := onlyFile(t, out, `^bls_to_execution_change-\d{10}\.json$`)
+	var o cliOutputs
+	checkBLSChangeFile(t, &o, filepath.Join(out, name), []uint64{1, 2}, []string{recs[pks[0]].WithdrawalCredentials, recs[pks[1]].WithdrawalCredentials}, true, depositdata.Hoodi)
+	if t.Failed() {
+		return
+	}
+	opscheck.RequireValid(t, o.items)
 }
