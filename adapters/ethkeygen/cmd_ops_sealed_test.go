@@ -16,6 +16,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"filippo.io/age"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
@@ -585,4 +586,39 @@ func TestSealedBLSChangeSeparateMnemonic(t *testing.T) {
 		return
 	}
 	opscheck.RequireValid(t, o.items)
+}
+
+// TestSealedExitLedgerFirst: the exit-signed state is recorded before the
+// file is written. A run whose file cannot be written (the name is taken)
+// leaves the key exit-signed and no file of its own; the re-run writes the
+// same exit.
+func TestSealedExitLedgerFirst(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("ETHKEYGEN_HOME", filepath.Join(dir, "home"))
+	db := filepath.Join(dir, "ethkeygen.db")
+	g := generateJSON(t, "--count", "1", "--chain", "hoodi", "--bls-withdrawal", "--db", db, "--out", dir,
+		"--secret-format", "raw", "--request-id", "lf")
+	pk := g.Validators[0].Pubkey
+	out := filepath.Join(dir, "exits")
+	if err := os.MkdirAll(out, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().Unix()
+	for ts := now; ts < now+30; ts++ {
+		writeFile(t, out, ops.ExitFileName(900, ts), "taken")
+	}
+	r := runCLI(t, "exit", "--pubkey", pk, "--validator-index", "900", "--out", out, "--db", db)
+	if r.code != 1 || !strings.Contains(r.stderr, "already exists") {
+		t.Fatalf("exit over a taken name: %+v", r)
+	}
+	if entries, _ := os.ReadDir(out); len(entries) != 30 {
+		t.Fatalf("%d files, want the 30 placeholders", len(entries))
+	}
+	if st := listJSON(t, "--db", db)[pk].Status; st != "exit-signed" {
+		t.Fatalf("state %s: the ledger was not written before the file", st)
+	}
+	out2 := filepath.Join(dir, "exits-2")
+	mustRun(t, "exit", "--pubkey", pk, "--validator-index", "900", "--out", out2, "--db", db)
+	var o cliOutputs
+	checkExitFiles(t, &o, out2, map[uint64]string{900: pk}, 0, depositdata.Hoodi)
 }
