@@ -31,22 +31,38 @@ type signedExit struct {
 // writeExits checks every exit's file bytes (parsed back and verified
 // against the signing pubkey) and then writes them all or none.
 func writeExits(e *env, out string, exits []signedExit, n depositdata.Network, asJSON bool) error {
-	ts := time.Now().Unix()
+	files, err := exitFiles(exits, n)
+	if err != nil {
+		return err
+	}
+	return writeExitFiles(e, out, exits, files, n, asJSON)
+}
+
+// exitFiles is the file of each exit, each parsed back and verified
+// against its signing pubkey.
+func exitFiles(exits []signedExit, n depositdata.Network) ([][]byte, error) {
 	files := make([][]byte, len(exits))
 	for i, x := range exits {
 		b, err := ops.MarshalExitFile(x.exit)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		back, err := ops.ParseExit(b)
 		if err != nil {
-			return fmt.Errorf("checking the exit file of validator %d: %w", x.exit.Message.ValidatorIndex, err)
+			return nil, fmt.Errorf("checking the exit file of validator %d: %w", x.exit.Message.ValidatorIndex, err)
 		}
 		if err := ops.VerifyExit(back, x.pubkey, n); err != nil {
-			return fmt.Errorf("checking the exit file: %w", err)
+			return nil, fmt.Errorf("checking the exit file: %w", err)
 		}
 		files[i] = b
 	}
+	return files, nil
+}
+
+// writeExitFiles writes the checked files of exits (exitFiles) into out,
+// all or none, and reports them.
+func writeExitFiles(e *env, out string, exits []signedExit, files [][]byte, n depositdata.Network, asJSON bool) error {
+	ts := time.Now().Unix()
 	if err := fsutil.EnsurePrivateDir(out); err != nil {
 		return fmt.Errorf("output directory: %w", err)
 	}
