@@ -127,3 +127,28 @@ func (c *Custodian) RecordLive(ctx context.Context, signer string, pubkeys []str
 	_, err := c.ClaimForSigner(ctx, LoadRequest{Signer: signer, Pubkeys: pubkeys})
 	return err
 }
+
+// CheckInterchange is Claims.Interchange for the claims req would make,
+// computed from the ledger as it is now, without claiming anything: a
+// load refused for its slashing history (or a bad history file) then
+// leaves no trace in the ledger. The claim itself checks again.
+func (c *Custodian) CheckInterchange(ctx context.Context, req LoadRequest, root [32]byte, given []byte, allowNone bool) error {
+	cl := &Claims{c: c}
+	for _, pk := range req.Pubkeys {
+		rec, ks, err := c.Get(ctx, pk)
+		if err != nil {
+			return err
+		}
+		next, err := c.signerState(rec, ks, req)
+		if err != nil {
+			return err
+		}
+		it := Claim{Record: rec, Key: ks, Previous: ks}
+		if next != nil {
+			it.Key, it.Fresh = next, true
+		}
+		cl.Items = append(cl.Items, it)
+	}
+	_, err := cl.Interchange(root, given, allowNone)
+	return err
+}

@@ -207,7 +207,8 @@ func TestBadInputPerCommand(t *testing.T) {
 		{"verify-keystore/not a keystore", []string{"verify-keystore", notJSON, "--password-file", w.pwFile}, "malformed keystore"},
 		{"verify-keystore/version 3", []string{"verify-keystore", otherKS, "--password-file", w.pwFile}, "version 3"},
 	}
-	cases = append(cases, opsBadInputCases(t, w)...) // cmd_ops_test.go
+	cases = append(cases, opsBadInputCases(t, w)...)    // cmd_ops_test.go
+	cases = append(cases, signerBadInputCases(t, w)...) // signer_badinput_test.go
 	seen := map[string]bool{}
 	for _, c := range cases {
 		seen[strings.SplitN(c.name, "/", 2)[0]] = true

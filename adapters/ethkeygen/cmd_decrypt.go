@@ -142,7 +142,11 @@ func runDecrypt(ctx context.Context, e *env, args []string) error {
 			return err
 		}
 	}
-	claims, err := lc.cust.ClaimForSigner(ctx, custody.LoadRequest{Signer: signer, Pubkeys: pks, Takeover: *takeover})
+	loadReq := custody.LoadRequest{Signer: signer, Pubkeys: pks, Takeover: *takeover}
+	if err := lc.cust.CheckInterchange(ctx, loadReq, root, given, *noHistory); err != nil {
+		return err // refused before anything is claimed
+	}
+	claims, err := lc.cust.ClaimForSigner(ctx, loadReq)
 	if err != nil {
 		return err
 	}
