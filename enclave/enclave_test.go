@@ -88,22 +88,23 @@ var testCreds = enclave.Credentials{
 }
 
 type world struct {
-	t        *testing.T
-	st       store.Store
-	kms      *envelopetest.KMS
-	rkms     *envelopetest.RecipientKMS
-	nsm      *attesttest.NSM
-	pubkeys  []string
-	dir      string
-	keyDir   string
-	ichange  string
-	parLog   *syncBuffer
-	encLog   *syncBuffer
-	gotCreds enclave.Credentials
-	ledger   store.Ledger
-	verifier provenance.Verifier
-	cust     *custody.Custodian
-	signer   string // the enclave's name in the ledger
+	t         *testing.T
+	noHistory bool // the operator says the taken-over keys have no history
+	st        store.Store
+	kms       *envelopetest.KMS
+	rkms      *envelopetest.RecipientKMS
+	nsm       *attesttest.NSM
+	pubkeys   []string
+	dir       string
+	keyDir    string
+	ichange   string
+	parLog    *syncBuffer
+	encLog    *syncBuffer
+	gotCreds  enclave.Credentials
+	ledger    store.Ledger
+	verifier  provenance.Verifier
+	cust      *custody.Custodian
+	signer    string // the enclave's name in the ledger
 }
 
 // newWorld generates validators with the pipeline into an embedded store,
@@ -183,7 +184,7 @@ func (w *world) load(pubkeys []string, takeover bool) (*enclave.Result, error, e
 	}()
 	res, err := parent.Load(context.Background(), pc, w.cust, parent.Request{
 		Region: "eu-west-1", Credentials: testCreds, GenesisValidatorsRoot: hoodiRoot, Takeover: takeover, Pubkeys: pubkeys,
-		Signer: w.signer,
+		Signer: w.signer, NoSlashingHistory: w.noHistory,
 	}, debugLogger(w.parLog))
 	pc.Close() // a refused claim sends nothing: the enclave sees the parent hang up
 	<-done
@@ -399,7 +400,16 @@ func TestStatusRefusals(t *testing.T) {
 		}
 		w.assertNothingLoaded()
 	})
+	t.Run("deposited with takeover, no history", func(t *testing.T) {
+		res, err, _ := w.load(w.pubkeys[:3], true)
+		if !errors.Is(err, enclave.ErrRefused) || res == nil || res.Keys[0].Status != enclave.KeyRefused || !res.Keys[0].NeedsSlashingHistory {
+			t.Fatalf("takeover without history: %+v %v", res, err)
+		}
+		w.assertNothingLoaded()
+	})
 	t.Run("deposited with takeover", func(t *testing.T) {
+		w.noHistory = true // the operator's word that key 0 never signed elsewhere
+		defer func() { w.noHistory = false }()
 		res, err, serveErr := w.load(w.pubkeys[:3], true)
 		if err != nil || serveErr != nil {
 			t.Fatalf("parent %v, enclave %v", err, serveErr)
@@ -411,8 +421,8 @@ func TestStatusRefusals(t *testing.T) {
 			t.Fatal("not all keys loaded")
 		}
 		b, _ := os.ReadFile(w.ichange)
-		if strings.Contains(string(b), w.pubkeys[0]) || !strings.Contains(string(b), w.pubkeys[1]) {
-			t.Fatalf("interchange must list only keys that never signed: %s", b)
+		if !strings.Contains(string(b), w.pubkeys[0]) || !strings.Contains(string(b), w.pubkeys[1]) {
+			t.Fatalf("interchange must list every loaded key: %s", b)
 		}
 		w.assertLogsClean()
 		os.RemoveAll(w.keyDir)

@@ -86,8 +86,13 @@ type LoadRequest struct {
 	// signer): the operator asserts the previous signer is stopped for
 	// good. Such keys get no empty interchange: their history must be
 	// imported from the previous signer.
-	Takeover bool     `json:"takeover,omitempty"`
-	Records  []Record `json:"records"`
+	Takeover bool `json:"takeover,omitempty"`
+	// NoSlashingHistory lets a takeover key without its previous
+	// signer's history load with an empty one: the operator asserts that
+	// none exists (--no-slashing-history-i-understand). Without it such a
+	// key is refused.
+	NoSlashingHistory bool     `json:"no_slashing_history_i_understand,omitempty"`
+	Records           []Record `json:"records"`
 }
 
 // Record is the wire form of a store.Record: public data and the sealed

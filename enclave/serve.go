@@ -44,8 +44,7 @@ type Config struct {
 	// in a record (the network table, depositdata). When set, a request
 	// whose root is not the one of every record's network is refused;
 	// when nil, the request's root is trusted as the parent sent it.
-	// TODO(lead): wire depositdata's network table here once
-	// Network.GenesisValidatorsRoot lands.
+	// The enclave adapter wires depositdata's network table here.
 	GenesisRoot func(network string) ([32]byte, bool)
 	// MaxMemory bounds opening keystore-format secrets (one scrypt run
 	// each, 256 MiB): custody.Workers(MaxMemory, ScryptWorkerMemory) run
@@ -163,9 +162,15 @@ func load(ctx context.Context, req *LoadRequest, cfg Config, log *slog.Logger) *
 			ks.Status, ks.Reason = KeyRefused, "retired"
 		case r.Status == store.StatusDeposited && !req.Takeover:
 			ks.Status, ks.Reason = KeyRefused, "deposited: may be active on another signer (takeover not requested)"
+		case r.Status == store.StatusDeposited && r.Interchange == nil && !req.NoSlashingHistory:
+			ks.Status, ks.Reason = KeyRefused, "taken over without its previous signer's slashing-protection history"
+			ks.NeedsSlashingHistory = true
 		case r.Status == store.StatusDeposited:
 			ks.NeedsSlashingHistory = r.Interchange == nil
-		case r.Status == store.StatusGenerated || r.Status == store.StatusExported:
+		case r.Status == store.StatusExported:
+			// Never on a signer (no history), or released from one with
+			// the history that signer returned.
+		case r.Status == store.StatusGenerated:
 			if r.Interchange != nil {
 				ks.Status, ks.Reason = KeyFailed, "a key that never signed comes with a signing history"
 			}
@@ -241,10 +246,9 @@ func load(ctx context.Context, req *LoadRequest, cfg Config, log *slog.Logger) *
 
 	hist := make([]web3signer.KeyHistory, 0, len(req.Records))
 	withHistory := 0
-	for i, r := range req.Records {
-		if res.Keys[i].NeedsSlashingHistory {
-			continue // TODO(lead): refuse a takeover without history unless the operator said --no-slashing-history-i-understand
-		}
+	for _, r := range req.Records {
+		// A takeover key without history gets here only when the operator
+		// said none exists (NoSlashingHistory): it loads with an empty one.
 		hist = append(hist, web3signer.KeyHistory{Pubkey: r.Pubkey, Previous: r.Interchange})
 		if r.Interchange != nil {
 			withHistory++

@@ -21,6 +21,7 @@ import (
 	"github.com/mdlayher/vsock"
 
 	"github.com/ethkeygen/ethkeygen/attest"
+	"github.com/ethkeygen/ethkeygen/depositdata"
 	"github.com/ethkeygen/ethkeygen/enclave"
 	"github.com/ethkeygen/ethkeygen/internal/awsenv"
 	"github.com/ethkeygen/ethkeygen/internal/hardening"
@@ -79,6 +80,16 @@ func main() {
 		KeyDir: *keyDir, InterchangeFile: *interchange, Logger: log,
 		NewOpener: enclave.NitroOpener(dial, attest.NSM{}),
 		Signer:    signer,
+		// The network table decides each record's genesis validators root;
+		// the parent's is checked against it (a devnet the table does not
+		// hold is refused here).
+		GenesisRoot: func(network string) ([32]byte, bool) {
+			n, err := depositdata.NetworkByName(network)
+			if err != nil || !n.HasChainRoots() {
+				return [32]byte{}, false
+			}
+			return n.GenesisValidatorsRoot, true
+		},
 	}
 	log.Info("ready", slog.Uint64("port", uint64(*port)))
 	for {

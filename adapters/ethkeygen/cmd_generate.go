@@ -381,7 +381,8 @@ func runList(ctx context.Context, e *env, args []string) error {
 			m := map[string]any{"pubkey": rec.Pubkey, "status": st, "network": rec.Network,
 				"request_id": rec.RequestID, "slot": rec.Slot, "withdrawal_credentials": rec.WithdrawalCredentials,
 				"created_at": rec.CreatedAt, "version": rec.Provenance.Version, "build": rec.Provenance.BuildHash,
-				"origin": rec.Origin, "export_id": exportID, "signer": signer}
+				"origin": rec.Origin, "export_id": exportID, "signer": signer,
+				"slashing_history": en.Key != nil && en.Key.Interchange != nil}
 			if en.Err != nil {
 				m["error"] = oneLine(en.Err.Error())
 			}

@@ -38,6 +38,9 @@ type listEntry struct {
 	RequestID             string `json:"request_id"`
 	Slot                  int    `json:"slot"`
 	WithdrawalCredentials string `json:"withdrawal_credentials"`
+	Signer                string `json:"signer"`
+	Origin                string `json:"origin"`
+	SlashingHistory       bool   `json:"slashing_history"`
 }
 
 func listJSON(t *testing.T, backendArgs ...string) map[string]listEntry {

@@ -115,16 +115,26 @@ func TestDecryptToWeb3Signer(t *testing.T) {
 	if r.code == 0 || !strings.Contains(r.stderr, "not empty") {
 		t.Fatalf("non-empty dir: %+v", r)
 	}
-	// One key alone, into a fresh directory.
+	// One key alone, into a fresh directory: a takeover, which needs the
+	// previous signer's slashing-protection history (the interchange the
+	// first load wrote beside its keys stands in for it).
 	one := filepath.Join(dir, "one")
-	if r := runCLI(t, "decrypt", "--takeover", "--pubkey", pubkeys[3], "--db", db, "--web3signer-dir", one); r.code != 0 {
+	r = runCLI(t, "decrypt", "--takeover", "--pubkey", pubkeys[3], "--db", db, "--web3signer-dir", one)
+	if r.code == 0 || !strings.Contains(r.stderr, "slashing-protection history") {
+		t.Fatalf("takeover without history: %+v", r)
+	}
+	ics, _ := filepath.Glob(filepath.Join(w3s, "slashing-protection-*.json"))
+	if len(ics) != 1 {
+		t.Fatalf("interchange files beside the keys: %v", ics)
+	}
+	if r := runCLI(t, "decrypt", "--takeover", "--pubkey", pubkeys[3], "--db", db, "--web3signer-dir", one, "--slashing-protection-file", ics[0]); r.code != 0 {
 		t.Fatal(r.stderr)
 	}
 	checkWeb3SignerDir(t, one, pubkeys[3:])
 	// The wrong identity opens nothing and writes nothing.
 	otherID := otherIdentity(t, dir)
 	bad := filepath.Join(dir, "bad")
-	r = runCLI(t, "decrypt", "--all", "--takeover", "--db", db, "--web3signer-dir", bad, "--identity-file", otherID)
+	r = runCLI(t, "decrypt", "--all", "--takeover", "--no-slashing-history-i-understand", "--db", db, "--web3signer-dir", bad, "--identity-file", otherID)
 	if r.code == 0 || !(strings.Contains(r.stderr, "sealed to age recipient")) {
 		t.Fatalf("wrong identity: %+v", r)
 	}

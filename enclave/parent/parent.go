@@ -36,7 +36,9 @@ type Request struct {
 	// Takeover allows keys whose status is "deposited" (see
 	// enclave.LoadRequest.Takeover).
 	Takeover bool
-	Pubkeys  []string // lowercase hex, no 0x
+	// NoSlashingHistory: see enclave.LoadRequest.NoSlashingHistory.
+	NoSlashingHistory bool
+	Pubkeys           []string // lowercase hex, no 0x
 	// Signer names the enclave's signer in the ledger (e.g.
 	// "enclave:<instance>:<cid>"). Required.
 	Signer string
@@ -60,7 +62,7 @@ func Load(ctx context.Context, conn io.ReadWriter, cust Custodian, req Request, 
 	}
 	lr := &enclave.LoadRequest{
 		Version: enclave.ProtocolVersion, Region: req.Region, Credentials: req.Credentials,
-		GenesisValidatorsRoot: req.GenesisValidatorsRoot, Takeover: req.Takeover,
+		GenesisValidatorsRoot: req.GenesisValidatorsRoot, Takeover: req.Takeover, NoSlashingHistory: req.NoSlashingHistory,
 	}
 	// Claim the keys for this signer before the enclave sees them: of two
 	// loaders racing for a key, one wins and the other loads nothing.
@@ -83,6 +85,11 @@ func Load(ctx context.Context, conn io.ReadWriter, cust Custodian, req Request, 
 		r.Status = store.StatusExported
 		if c.Previous != nil && (c.Previous.State == store.StatusDeposited || c.Previous.State == store.StatusExitSigned) && c.Previous.Signer != req.Signer {
 			r.Status = store.StatusDeposited
+		}
+		// The history the ledger holds for the key (stored when it left its
+		// last signer) travels with it.
+		if c.Key != nil {
+			r.Interchange = c.Key.Interchange
 		}
 		r.SealedMnemonic = c.Record.SealedMnemonic
 		log.Debug("record claimed", slog.String("pubkey", c.Record.Pubkey))

@@ -37,6 +37,7 @@ func main() {
 	pubkeysFile := flag.String("pubkeys", "-", "file with one pubkey per line (- for stdin)")
 	root := flag.String("genesis-validators-root", "", "genesis validators root of the network (hex), for the slashing protection interchange")
 	takeover := flag.Bool("takeover", false, "also load keys with status deposited (only after the previous signer is stopped for good)")
+	noHistory := flag.Bool("no-slashing-history-i-understand", false, "with -takeover: load taken-over keys although no slashing-protection history of their previous signer is known")
 	ledgerTable := flag.String("ledger-table", "", "DynamoDB lifecycle ledger table (default: the --dynamodb-table name plus -ledger)")
 	signingKey := flag.String("signing-kms-key-id", "", "the generator's KMS record-signing key, whose public key authenticates records (else generator.pub in --key-dir)")
 	keyDir := flag.String("key-dir", "", "directory of generator.pub (default $ETHKEYGEN_HOME or ~/.config/ethkeygen)")
@@ -56,13 +57,13 @@ func main() {
 	}
 	if err := run(log, uint32(*cid), uint32(*port), &backend.Config{DBPath: *db, DynamoDBTable: *table, Region: *region, Managed: true,
 		LedgerTable: *ledgerTable, SigningKeyID: *signingKey, KeyDir: *keyDir},
-		*pubkeysFile, *root, *takeover); err != nil {
+		*pubkeysFile, *root, *takeover, *noHistory); err != nil {
 		log.Error("load failed", slog.String("error", err.Error()))
 		os.Exit(1)
 	}
 }
 
-func run(log *slog.Logger, cid, port uint32, be *backend.Config, pubkeysFile, root string, takeover bool) error {
+func run(log *slog.Logger, cid, port uint32, be *backend.Config, pubkeysFile, root string, takeover, noHistory bool) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Minute)
@@ -108,7 +109,7 @@ func run(log *slog.Logger, cid, port uint32, be *backend.Config, pubkeysFile, ro
 		_ = conn.SetDeadline(dl)
 	}
 	_, err = parent.Load(ctx, conn, cust, parent.Request{
-		Region: awsCfg.Region, Credentials: creds, GenesisValidatorsRoot: root, Takeover: takeover, Pubkeys: pubkeys,
+		Region: awsCfg.Region, Credentials: creds, GenesisValidatorsRoot: root, Takeover: takeover, NoSlashingHistory: noHistory, Pubkeys: pubkeys,
 		Signer: fmt.Sprintf("enclave:%s:%d", host, cid),
 	}, log)
 	return err
