@@ -339,7 +339,7 @@ func TestDecryptRawPathAndExportChain(t *testing.T) {
 		t.Fatalf("decrypt: exit %d\nstdout %q\nstderr %q", r.code, r.stdout, r.stderr)
 	}
 	paths := map[string]bool{}
-	files, _ := filepath.Glob(filepath.Join(w3s, "*.json"))
+	files, _ := filepath.Glob(filepath.Join(w3s, "0x*.json")) // the keystores; the interchange sits beside them
 	for _, f := range files {
 		b, _ := os.ReadFile(f)
 		var ks struct {
