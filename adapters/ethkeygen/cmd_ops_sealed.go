@@ -207,6 +207,27 @@ func indicesFor(recs []*store.Record, vis []uint64) error {
 	return nil
 }
 
+// openSignable opens the decrypting side and the lifecycle and selects the
+// keys an operation may sign for (custody's rule), naming those it leaves
+// out. The caller closes the lifecycle.
+func openSignable(ctx context.Context, e *env, bf *backendFlags, useKMS bool, identity, cmd string, sel custody.OpsSelection) (envelope.Opener, *lifecycle, []*store.Record, error) {
+	opener, err := bf.cfg.Opener(ctx, useKMS, identity)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	lc, err := openLifecycle(ctx, bf, nil)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	recs, skipped, err := lc.cust.SelectSignable(ctx, sel)
+	reportSkipped(e, cmd, skipped)
+	if err != nil {
+		lc.Close()
+		return nil, nil, nil, err
+	}
+	return opener, lc, recs, nil
+}
+
 func reportSkipped(e *env, cmd string, skipped []custody.Skipped) {
 	for _, s := range skipped {
 		fmt.Fprintf(e.stderr, "ethkeygen %s: leaving out 0x%s: %s\n", cmd, s.Pubkey, oneLine(s.Err.Error()))
@@ -272,20 +293,11 @@ func runSealedExit(ctx context.Context, e *env, args []string) error {
 	if err := checkOutDir(*out); err != nil {
 		return err
 	}
-	opener, err := bf.cfg.Opener(ctx, *useKMS, *identity)
-	if err != nil {
-		return err
-	}
-	lc, err := openLifecycle(ctx, &bf, nil)
+	opener, lc, recs, err := openSignable(ctx, e, &bf, *useKMS, *identity, "exit", sel)
 	if err != nil {
 		return err
 	}
 	defer lc.Close()
-	recs, skipped, err := lc.cust.SelectSignable(ctx, sel)
-	reportSkipped(e, "exit", skipped)
-	if err != nil {
-		return err
-	}
 	if bc != nil {
 		if vis != nil && len(vis) != len(recs) {
 			return indicesFor(recs, vis)
@@ -594,19 +606,11 @@ func runSealedTopUp(ctx context.Context, e *env, args []string) error {
 	if err := checkOutDir(filepath.Dir(*out)); err != nil {
 		return err
 	}
-	opener, err := bf.cfg.Opener(ctx, *useKMS, *identity)
-	if err != nil {
-		return err
-	}
-	lc, err := openLifecycle(ctx, &bf, nil)
+	opener, lc, recs, err := openSignable(ctx, e, &bf, *useKMS, *identity, "top-up", sel)
 	if err != nil {
 		return err
 	}
 	defer lc.Close()
-	recs, _, err := lc.cust.SelectSignable(ctx, sel)
-	if err != nil {
-		return err
-	}
 	n, err := df.network(recs)
 	if err != nil {
 		return err
