@@ -27,6 +27,9 @@ var (
 	// table, denied access). After ErrUnavailable from Put the outcome is
 	// unknown: the caller resolves it with Get.
 	ErrUnavailable = errors.New("store: unavailable")
+	// ErrReadOnly reports a write to a store opened for reading only.
+	// Nothing was written.
+	ErrReadOnly = errors.New("store: opened read-only")
 )
 
 // Status is the life-cycle state of a validator record.

@@ -336,7 +336,8 @@ func runList(ctx context.Context, e *env, args []string) error {
 	if *status != "" && !store.Status(*status).Valid() {
 		return usagef("--status %q: want generated, imported, exported, deposited, exit-signed or retired", *status)
 	}
-	bf.cfg.ExistingStore = true // nothing to read in a store that is not there
+	bf.cfg.ExistingStore = true  // nothing to read in a store that is not there
+	bf.cfg.ReadOnlyLedger = true // list changes nothing
 	lc, err := openLifecycle(ctx, &bf, nil)
 	if err != nil {
 		return err

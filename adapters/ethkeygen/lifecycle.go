@@ -42,11 +42,10 @@ func openLifecycle(ctx context.Context, bf *backendFlags, st store.Store) (*life
 	l := &lifecycle{records: st}
 	var err error
 	if l.records == nil {
-		open := bf.openStore
-		if bf.cfg.ExistingStore {
-			open = bf.openExistingStore // reading commands never create a store
-		}
-		if l.records, err = open(ctx); err != nil {
+		// A command given no store writes no record: it never creates a
+		// store and reads the records file read-only.
+		bf.cfg.ReadOnlyRecords = true
+		if l.records, err = bf.openExistingStore(ctx); err != nil {
 			return nil, err
 		}
 	}

@@ -35,11 +35,17 @@ type Config struct {
 	// that read or export records): a deleted or moved store is an error,
 	// not a new empty store.
 	ExistingStore bool
-	DynamoDBTable string // DynamoDB table: use DynamoDB
-	KMSKeyID      string // KMS key ARN or alias: seal with KMS
-	Recipient     string // age recipient (age1...): seal locally to it
-	KeyDir        string // where the local identity and recipient files live
-	Region        string // AWS region (else the standard AWS environment)
+	// ReadOnlyRecords: open the embedded records file read-only (implies
+	// ExistingStore): for every command that writes no record.
+	ReadOnlyRecords bool
+	// ReadOnlyLedger: open an existing embedded ledger file read-only
+	// (list); a missing one is created as usual.
+	ReadOnlyLedger bool
+	DynamoDBTable  string // DynamoDB table: use DynamoDB
+	KMSKeyID       string // KMS key ARN or alias: seal with KMS
+	Recipient      string // age recipient (age1...): seal locally to it
+	KeyDir         string // where the local identity and recipient files live
+	Region         string // AWS region (else the standard AWS environment)
 
 	// Managed is set by the deployed adapters (the Lambda function, the
 	// enclave's parent): the AWS configuration ignores the shared config and
@@ -138,7 +144,7 @@ func (c *Config) OpenStore(ctx context.Context) (store.Store, error) {
 		if err != nil {
 			return nil, err
 		}
-		return dynamostore.New(dynamodb.NewFromConfig(cfg), c.DynamoDBTable)
+		return nonNil[store.Store](dynamostore.New(dynamodb.NewFromConfig(cfg), c.DynamoDBTable))
 	}
 	path := c.DBPath
 	if path == "" {
@@ -148,7 +154,22 @@ func (c *Config) OpenStore(ctx context.Context) (store.Store, error) {
 	if c.ExistingStore {
 		opts = append(opts, sqlitestore.MustExist())
 	}
-	return sqlitestore.Open(ctx, path, opts...)
+	if c.ReadOnlyRecords {
+		opts = append(opts, sqlitestore.ReadOnly())
+	}
+	return nonNil[store.Store](sqlitestore.Open(ctx, path, opts...))
+}
+
+// nonNil returns v as the interface I, or a nil I with err: never a typed
+// nil pointer inside I, whose Close a caller cleaning up after an error
+// would call.
+func nonNil[I any, T comparable](v T, err error) (I, error) {
+	var zero I
+	var nilT T
+	if err != nil || v == nilT {
+		return zero, err
+	}
+	return any(v).(I), nil
 }
 
 // Sealers returns the sealer for validator secrets and, when configured,

@@ -64,9 +64,15 @@ func (c *Config) OpenLedger(ctx context.Context) (store.Ledger, error) {
 		if err != nil {
 			return nil, err
 		}
-		return dynamostore.NewLedger(dynamodb.NewFromConfig(cfg), c.ledgerTable())
+		return nonNil[store.Ledger](dynamostore.NewLedger(dynamodb.NewFromConfig(cfg), c.ledgerTable()))
 	}
-	return sqlitestore.OpenLedger(ctx, c.ledgerPath())
+	var opts []sqlitestore.Option
+	if c.ReadOnlyLedger {
+		if _, err := os.Lstat(c.ledgerPath()); err == nil {
+			opts = append(opts, sqlitestore.ReadOnly())
+		}
+	}
+	return nonNil[store.Ledger](sqlitestore.OpenLedger(ctx, c.ledgerPath(), opts...))
 }
 
 // GeneratorSigner is the generator's record-signing key: the KMS key

@@ -88,6 +88,7 @@ type Ledger struct {
 	path     string
 	pageSize int
 	closed   atomic.Bool
+	readOnly bool
 }
 
 var _ store.Ledger = (*Ledger)(nil)
@@ -110,7 +111,19 @@ func OpenLedger(ctx context.Context, path string, opts ...Option) (*Ledger, erro
 	if err != nil {
 		return nil, err
 	}
-	db, err := openDB(path, o)
+	if o.readOnly {
+		l := &Ledger{path: path, pageSize: o.pageSize, readOnly: true}
+		db, err := openReadOnlyDB(ctx, path, o, func(db *sql.DB) error {
+			l.db = db
+			return l.checkSchema(ctx)
+		})
+		if err != nil {
+			return nil, err
+		}
+		l.db = db
+		return l, nil
+	}
+	db, err := openDB(path, o, false)
 	if err != nil {
 		return nil, err
 	}
@@ -172,6 +185,29 @@ func (l *Ledger) migrate(ctx context.Context) error {
 	return nil
 }
 
+// checkSchema checks, without writing, that the file is a ledger of this
+// build's version (ReadOnly: a read-only ledger is never created or
+// migrated).
+func (l *Ledger) checkSchema(ctx context.Context) error {
+	var app int32
+	var v int
+	if err := l.db.QueryRowContext(ctx, "PRAGMA application_id").Scan(&app); err != nil {
+		return err
+	}
+	if err := l.db.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil {
+		return err
+	}
+	switch {
+	case app != ledgerAppID:
+		return fmt.Errorf("store: %s: not an ethkeygen ledger (application_id %#x)", l.path, app)
+	case v != ledgerVersion:
+		return fmt.Errorf("store: %s: ledger schema version %d is not this build's (%d): run a command that writes the ledger once", l.path, v, ledgerVersion)
+	}
+	return nil
+}
+
+func (l *Ledger) errReadOnly() error { return fmt.Errorf("%w: %s", store.ErrReadOnly, l.path) }
+
 // Close closes the ledger file.
 func (l *Ledger) Close() error {
 	l.closed.Store(true)
@@ -203,6 +239,9 @@ func insertList(ctx context.Context, tx *sql.Tx, table, exportID string, pubkeys
 // CreateExport implements store.Ledger: the header and its candidates in one
 // transaction.
 func (l *Ledger) CreateExport(ctx context.Context, e *store.Export) (*store.Export, error) {
+	if l.readOnly {
+		return nil, l.errReadOnly()
+	}
 	if err := store.ValidateNewExport(e); err != nil {
 		return nil, err
 	}
@@ -391,6 +430,9 @@ func (l *Ledger) exportPage(ctx context.Context, lastTime, lastID string) (ids, 
 // export exists and is not sealed, insert the key rows that are absent, add
 // the number inserted to claims.
 func (l *Ledger) ClaimForExport(ctx context.Context, exportID string, pubkeys []string, at time.Time, by string) ([]string, error) {
+	if l.readOnly {
+		return nil, l.errReadOnly()
+	}
 	if err := store.ValidateClaim(exportID, pubkeys, at); err != nil {
 		return nil, err
 	}
@@ -445,6 +487,9 @@ func (l *Ledger) ClaimForExport(ctx context.Context, exportID string, pubkeys []
 // SealExport implements store.Ledger in one transaction: a compare-and-set
 // on (sealed = 0 AND claims = ?), then the members.
 func (l *Ledger) SealExport(ctx context.Context, id string, members []string, claims int) error {
+	if l.readOnly {
+		return l.errReadOnly()
+	}
 	if err := store.ValidateExportID(id); err != nil {
 		return err
 	}
@@ -533,6 +578,9 @@ func scanKey(rows *sql.Rows) (*store.KeyState, error) {
 // PutKey implements store.Ledger with a compare-and-set on version (and on
 // export_id, which never changes) in one transaction.
 func (l *Ledger) PutKey(ctx context.Context, ks *store.KeyState) error {
+	if l.readOnly {
+		return l.errReadOnly()
+	}
 	if err := ks.Validate(); err != nil {
 		return err
 	}
@@ -628,6 +676,19 @@ func (l *Ledger) keyPage(ctx context.Context, last string) ([]*store.KeyState, e
 func (l *Ledger) Pin(ctx context.Context, name, value string) (string, error) {
 	if err := store.ValidatePin(name, value); err != nil {
 		return "", err
+	}
+	if l.readOnly {
+		// Read-only: the stored value, or value where none is stored yet
+		// (nothing is pinned; a writing command pins it).
+		var got string
+		err := l.db.QueryRowContext(ctx, `SELECT value FROM pins WHERE name = ?`, name).Scan(&got)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			return value, nil
+		case err != nil:
+			return "", l.wrap("pin", err)
+		}
+		return got, nil
 	}
 	tx, err := l.db.BeginTx(ctx, nil)
 	if err != nil {

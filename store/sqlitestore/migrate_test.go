@@ -66,7 +66,7 @@ func TestMigrateV1Schema(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	db, err := openDB(path, o)
+	db, err := openDB(path, o, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -158,7 +158,7 @@ func TestMigrateConcurrentOpen(t *testing.T) {
 func userVersion(t *testing.T, path string) int {
 	t.Helper()
 	o, _ := buildOptions(nil)
-	db, err := openDB(path, o)
+	db, err := openDB(path, o, false)
 	if err != nil {
 		t.Fatal(err)
 	}

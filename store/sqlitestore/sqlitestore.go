@@ -186,6 +186,7 @@ type options struct {
 	pageSet     bool
 	busySet     bool
 	mustExist   bool
+	readOnly    bool
 }
 
 type optionFunc func(*options) error
@@ -223,11 +224,27 @@ func WithBusyTimeout(d time.Duration) Option {
 	})
 }
 
+// ReadOnly opens an existing store file for reading only (the commands
+// that never write records: list, export-deposits, decrypt and the
+// operations after the deposit): nothing is created, migrated or written,
+// a store file the user may only read is enough, and every write method
+// fails with store.ErrReadOnly. The file is opened with SQLite's mode=ro
+// and query_only; a WAL file in a directory the user cannot write (a
+// read-only mount, a restored backup) is read as an immutable database
+// when no -wal file beside it holds uncommitted pages.
+func ReadOnly() Option {
+	return optionFunc(func(o *options) error {
+		o.readOnly, o.mustExist = true, true
+		return nil
+	})
+}
+
 // Store is the SQLite implementation of store.Store.
 type Store struct {
 	db       *sql.DB
 	path     string
 	pageSize int
+	readOnly bool
 	closed   atomic.Bool
 	ident    os.FileInfo // the file opened, to tell a deleted or replaced one
 }
@@ -237,7 +254,7 @@ var _ store.Store = (*Store)(nil)
 // openDB creates the file at path (mode 0600) if it does not exist and opens
 // it with the connection settings every file of this package uses: WAL,
 // synchronous=FULL, BEGIN IMMEDIATE, the busy timeout.
-func openDB(path string, o options) (*sql.DB, error) {
+func openDB(path string, o options, immutable bool) (*sql.DB, error) {
 	if path == "" {
 		return nil, fmt.Errorf("%w: empty database path", store.ErrInvalid)
 	}
@@ -251,7 +268,16 @@ func openDB(path string, o options) (*sql.DB, error) {
 			return nil, errMissing(path, err)
 		}
 	}
-	if _, err := fsutil.PrepareTrustedFile(path, fsutil.Public, 0o600); err != nil {
+	if o.readOnly {
+		f, err := fsutil.OpenTrusted(path, fsutil.Public)
+		if err != nil {
+			if errors.Is(err, fsutil.ErrUntrusted) {
+				return nil, fmt.Errorf("%w: %w", store.ErrUnavailable, err)
+			}
+			return nil, plainOpenError(path, fmt.Errorf("%w: %w", store.ErrUnavailable, err))
+		}
+		f.Close()
+	} else if _, err := fsutil.PrepareTrustedFile(path, fsutil.Public, 0o600); err != nil {
 		if errors.Is(err, fsutil.ErrUntrusted) {
 			return nil, fmt.Errorf("%w: %w", store.ErrUnavailable, err)
 		}
@@ -260,9 +286,18 @@ func openDB(path string, o options) (*sql.DB, error) {
 
 	q := url.Values{}
 	q.Set("_busy_timeout", strconv.FormatInt(o.busyTimeout.Milliseconds(), 10))
-	q.Set("_journal_mode", "WAL")
-	q.Set("_synchronous", "FULL")
-	q.Set("_txlock", "immediate")
+	if o.readOnly {
+		q.Set("mode", "ro")
+		q.Set("_query_only", "1")
+		q.Set("_txlock", "deferred")
+		if immutable {
+			q.Set("immutable", "1")
+		}
+	} else {
+		q.Set("_journal_mode", "WAL")
+		q.Set("_synchronous", "FULL")
+		q.Set("_txlock", "immediate")
+	}
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return nil, fmt.Errorf("%w: open %s: %w", store.ErrUnavailable, path, err)
@@ -293,7 +328,10 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	db, err := openDB(path, o)
+	if o.readOnly {
+		return openReadOnly(ctx, path, o)
+	}
+	db, err := openDB(path, o, false)
 	if err != nil {
 		return nil, err
 	}
@@ -307,6 +345,86 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 		return nil, fmt.Errorf("%w: open %s: %w", store.ErrUnavailable, path, err)
 	}
 	return s, nil
+}
+
+// openReadOnly opens an existing store for reading (ReadOnly).
+func openReadOnly(ctx context.Context, path string, o options) (*Store, error) {
+	s := &Store{path: path, pageSize: o.pageSize, readOnly: true}
+	db, err := openReadOnlyDB(ctx, path, o, func(db *sql.DB) error {
+		s.db = db
+		return s.checkSchema(ctx)
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.db = db
+	if s.ident, err = os.Stat(path); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("%w: open %s: %w", store.ErrUnavailable, path, err)
+	}
+	return s, nil
+}
+
+// openReadOnlyDB opens the file at path read-only and runs check on it.
+// SQLite reads a WAL database read-only only if it can open or create the
+// -shm file beside it; where it cannot (the directory is not the user's to
+// write) and no -wal file holds pages that are not in the database file
+// yet, the file is complete on its own and is opened as immutable.
+func openReadOnlyDB(ctx context.Context, path string, o options, check func(*sql.DB) error) (*sql.DB, error) {
+	try := func(immutable bool) (*sql.DB, error) {
+		db, err := openDB(path, o, immutable)
+		if err != nil {
+			return nil, err
+		}
+		if err := db.PingContext(ctx); err != nil {
+			db.Close()
+			return nil, err
+		}
+		if err := check(db); err != nil {
+			db.Close()
+			return nil, err
+		}
+		return db, nil
+	}
+	db, err := try(false)
+	if err == nil {
+		return db, nil
+	}
+	var se *sqlite.Error
+	if !errors.As(err, &se) || (se.Code()&0xff != sqlite3.SQLITE_CANTOPEN && se.Code()&0xff != sqlite3.SQLITE_READONLY) {
+		return nil, plainOpenError(path, err)
+	}
+	if fi, werr := os.Stat(path + "-wal"); werr == nil && fi.Size() > 0 {
+		return nil, plainOpenError(path, err) // pages in the WAL: only a writer's connection may fold them in
+	}
+	if db, err = try(true); err != nil {
+		return nil, plainOpenError(path, err)
+	}
+	return db, nil
+}
+
+// checkSchema checks, without writing, that the file is a store of this
+// build's schema version (a read-only store is never migrated).
+func (s *Store) checkSchema(ctx context.Context) error {
+	var v int
+	if err := s.db.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil {
+		return err
+	}
+	var app int32
+	if err := s.db.QueryRowContext(ctx, "PRAGMA application_id").Scan(&app); err != nil {
+		return err
+	}
+	switch {
+	case app == ledgerAppID:
+		return fmt.Errorf("store: %s is a ledger file, not a records store", s.path)
+	case v == schemaVersion:
+		return nil
+	case v > schemaVersion:
+		return fmt.Errorf("store: %s: schema version %d is newer than this build supports (%d)", s.path, v, schemaVersion)
+	case v == 0:
+		return fmt.Errorf("store: %s: not an ethkeygen store (no schema)", s.path)
+	}
+	return fmt.Errorf("store: %s: schema version %d needs migrating, which a read-only command does not do: run generate (or import) on it once", s.path, v)
 }
 
 // ErrReplaced reports a store file that was deleted or replaced while it
@@ -413,6 +531,9 @@ func (s *Store) Close() error {
 
 // CreateRequest implements store.Store.
 func (s *Store) CreateRequest(ctx context.Context, r store.Request) (store.Request, error) {
+	if s.readOnly {
+		return store.Request{}, s.errReadOnly()
+	}
 	if err := r.Validate(); err != nil {
 		return store.Request{}, err
 	}
@@ -451,6 +572,9 @@ func (s *Store) CreateRequest(ctx context.Context, r store.Request) (store.Reque
 
 // Put implements store.Store. All records are written in one transaction.
 func (s *Store) Put(ctx context.Context, recs ...*store.Record) error {
+	if s.readOnly {
+		return s.errReadOnly()
+	}
 	if err := store.ValidateBatch(recs); err != nil {
 		return err
 	}
@@ -642,6 +766,9 @@ func scanAll[T any](rows *sql.Rows, scan func(*sql.Rows) (T, error)) ([]T, error
 
 // SetStatus implements store.Store with a conditional UPDATE.
 func (s *Store) SetStatus(ctx context.Context, pubkey string, from, to store.Status) error {
+	if s.readOnly {
+		return s.errReadOnly()
+	}
 	if err := store.ValidateTransition(pubkey, from, to); err != nil {
 		return err
 	}
@@ -716,6 +843,10 @@ func isConstraint(err error) bool {
 // wrap annotates err with the operation and the file, and marks lock and I/O
 // failures as store.ErrUnavailable. Context errors are returned wrapped as
 // they are, so errors.Is(err, context.Canceled) holds.
+func (s *Store) errReadOnly() error {
+	return fmt.Errorf("%w: %s", store.ErrReadOnly, s.path)
+}
+
 func (s *Store) wrap(op string, err error) error { return wrapErr(op, s.path, s.closed.Load(), err) }
 
 // wrapErr is wrap for a file at path, closed telling whether its handle has

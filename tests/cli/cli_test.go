@@ -702,3 +702,68 @@ func TestBackupWhileInUse(t *testing.T) {
 	}
 	noDeveloperTalk(t, r.stderr)
 }
+
+// Item 4: the commands that write no record open the store read-only: a
+// store in a directory nobody may write (a read-only mount, a restored
+// backup; chmod, or as root, whom modes do not stop, the immutable
+// attribute) still serves list, export-deposits and decrypt, with the
+// ledger elsewhere; and list also reads a ledger nobody may write. SQLite
+// cannot make its -shm file beside such a store, so a writing open fails.
+func TestReadOnlyStoreServes(t *testing.T) {
+	env := home(t)
+	dir, ledgerDir, out := t.TempDir(), t.TempDir(), t.TempDir()
+	db := filepath.Join(dir, "e.db")
+	ledger := filepath.Join(ledgerDir, "e.ledger")
+	if r := run(t, env, "generate", "--count", "2", "--chain", "hoodi", "--bls-withdrawal", "--secret-format", "raw",
+		"--request-id", "ro-1", "--db", db, "--ledger", ledger, "--out", out); r.code != 0 {
+		t.Fatal(r.stderr)
+	}
+	protect := func(paths ...string) {
+		t.Helper()
+		for _, path := range paths {
+			if os.Geteuid() != 0 {
+				fi, err := os.Stat(path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Chmod(path, fi.Mode().Perm()&^0o222); err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { os.Chmod(path, fi.Mode().Perm()) })
+				continue
+			}
+			if out, err := exec.Command("chattr", "+i", path).CombinedOutput(); err != nil {
+				t.Fatalf("chattr +i %s (needed to make a file read-only for root): %v %s", path, err, out)
+			}
+			t.Cleanup(func() { exec.Command("chattr", "-i", path).Run() })
+		}
+	}
+	protect(db, dir)
+	if f, err := os.Create(filepath.Join(dir, "probe")); err == nil {
+		f.Close()
+		t.Fatal("the store's directory is still writable: the test proves nothing")
+	}
+	before, err := os.ReadFile(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := run(t, env, "export-deposits", "--db", db, "--ledger", ledger, "--request-id", "ro-1", "--bls-withdrawal", "--out", filepath.Join(out, "again"))
+	if r.code != 0 {
+		t.Fatalf("export-deposits on a read-only store: exit %d: %s", r.code, r.stderr)
+	}
+	if r = run(t, env, "decrypt", "--all", "--db", db, "--ledger", ledger, "--web3signer-dir", filepath.Join(out, "w3s")); r.code != 0 {
+		t.Fatalf("decrypt on a read-only store: exit %d: %s", r.code, r.stderr)
+	}
+	protect(ledger, ledgerDir)
+	r = run(t, env, "list", "--db", db, "--ledger", ledger)
+	if r.code != 0 || strings.Count(r.stdout, "\n") != 2 || strings.Count(r.stdout, "deposited") != 2 {
+		t.Fatalf("list on a read-only store and ledger: exit %d\nstdout %q\nstderr %q", r.code, r.stdout, r.stderr)
+	}
+	after, err := os.ReadFile(db)
+	if err != nil || !bytes.Equal(before, after) {
+		t.Fatalf("the store file changed (%v)", err)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 1 {
+		t.Fatalf("the store's directory holds %v", entries)
+	}
+}
