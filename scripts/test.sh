@@ -394,7 +394,8 @@ wait_ready() {
 
 # start_lodestar DIR: Lodestar's dev chain (one beacon node and a validator
 # client with the interop keys 0..7) with its Keymanager API, data in DIR, on
-# free ports. A validator client opens that API only once its beacon node
+# free ports. Capella from genesis and no minimum service time before an
+# exit, so that the node judges a signed exit at once. A validator client opens that API only once its beacon node
 # answers, hence `dev`. setsid: it leads its own process group, which
 # stop_servers stops as a whole. wait_lodestar waits for it and exports
 # what the tests use.
@@ -413,7 +414,8 @@ start_lodestar() {
 	(cd "$(dirname "$LS_DIR")" && exec setsid "$TOOLS_BIN/lodestar" dev --genesisValidators 8 --startValidators 0..7 --reset \
 		--dataDir "$LS_DIR" --rest.address 127.0.0.1 --rest.port "$LS_REST_PORT" --rest.namespace '*' \
 		--beaconNodes "http://127.0.0.1:$LS_REST_PORT" --listenAddress 127.0.0.1 --port "$p2p_port" --discv5 false \
-		--keymanager --keymanager.address 127.0.0.1 --keymanager.port "$LS_KM_PORT") \
+		--keymanager --keymanager.address 127.0.0.1 --keymanager.port "$LS_KM_PORT" \
+		--params.CAPELLA_FORK_EPOCH 0 --params.SHARD_COMMITTEE_PERIOD 0) \
 		</dev/null >"$LS_DIR.log" 2>&1 &
 	LS_PID=$!
 	PGIDS+=("$LS_PID")

@@ -104,9 +104,10 @@ func (x *indexFlags) parse() ([]uint64, error) {
 
 // devnetFlags give the chain constants of a devnet record's network (the
 // known networks have theirs).
-type devnetFlags struct{ capellaForkVersion, genesisValidatorsRoot string }
+type devnetFlags struct{ genesisForkVersion, capellaForkVersion, genesisValidatorsRoot string }
 
 func (d *devnetFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&d.genesisForkVersion, "genesis-fork-version", "", "genesis fork version of the records' devnet, for imported keys (a generated record's deposit holds it)")
 	fs.StringVar(&d.capellaForkVersion, "capella-fork-version", "", "Capella fork version of the records' devnet (known networks need none)")
 	fs.StringVar(&d.genesisValidatorsRoot, "genesis-validators-root", "", "genesis validators root of the records' devnet (0x and 32 bytes of hex)")
 }
@@ -122,12 +123,27 @@ func (d *devnetFlags) network(recs []*store.Record) (depositdata.Network, error)
 	}
 	n, err := depositdata.NetworkByName(name)
 	if err != nil {
-		v, verr := custody.ValidatorOf(recs[0])
-		if verr != nil {
-			return n, verr
+		// A devnet: its genesis fork version is in a generated record's
+		// deposit; an imported key has no deposit, so the operator names it.
+		fork := d.genesisForkVersion
+		for _, r := range recs {
+			if len(r.DepositData) == 0 {
+				continue
+			}
+			v, verr := custody.ValidatorOf(r)
+			if verr != nil {
+				return n, verr
+			}
+			if fork != "" && !strings.EqualFold(strings.TrimPrefix(fork, "0x"), strings.TrimPrefix(v.Deposit.ForkVersion, "0x")) {
+				return n, usagef("--genesis-fork-version %s: the deposit of 0x%s is for fork version %s", fork, r.Pubkey, v.Deposit.ForkVersion)
+			}
+			fork = v.Deposit.ForkVersion
 		}
-		if n, err = depositdata.CustomNetwork(name, v.Deposit.ForkVersion); err != nil {
-			return n, err
+		if fork == "" {
+			return n, usagef("%s is a devnet and the keys were imported (no deposit holds its fork version): give --genesis-fork-version", name)
+		}
+		if n, err = depositdata.CustomNetwork(name, fork); err != nil {
+			return n, usageError{err}
 		}
 		if d.capellaForkVersion == "" || d.genesisValidatorsRoot == "" {
 			return n, usageError{fmt.Errorf("%w: %s is a devnet: give --capella-fork-version and --genesis-validators-root", depositdata.ErrNoChainRoots, name)}
@@ -135,8 +151,8 @@ func (d *devnetFlags) network(recs []*store.Record) (depositdata.Network, error)
 		if n, err = n.WithChainRoots(d.capellaForkVersion, d.genesisValidatorsRoot); err != nil {
 			return n, usageError{err}
 		}
-	} else if d.capellaForkVersion != "" || d.genesisValidatorsRoot != "" {
-		return n, usagef("%s is a known network: --capella-fork-version and --genesis-validators-root are for devnets", name)
+	} else if d.genesisForkVersion != "" || d.capellaForkVersion != "" || d.genesisValidatorsRoot != "" {
+		return n, usagef("%s is a known network: --genesis-fork-version, --capella-fork-version and --genesis-validators-root are for devnets", name)
 	}
 	if !n.HasChainRoots() {
 		return n, usageError{fmt.Errorf("%w: %s", depositdata.ErrNoChainRoots, n.Name)}
