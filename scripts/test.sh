@@ -292,6 +292,14 @@ run_lint() {
 # times slower (measured: 35.6 s against 6.2 s of CPU). check_pure refuses
 # the shortcut as soon as one of them starts a goroutine.
 PURE_PKGS=(./keygen ./keygen/keystore ./depositdata)
+# Tests built only without -race (//go:build !race): real scrypt many times,
+# checking outputs, not goroutines; they run in the pass without -race.
+NORACE_PKG=./adapters/ethkeygen
+NORACE_RUN='^(TestExistingMnemonicEightScrypt|TestProgressOnTerminalOnly)$'
+# Packages tested at once: more than the 2 cores, because many integration
+# tests wait on servers (throttling back-off, the RIE, Lodestar) rather
+# than compute.
+GO_TEST_P=${GO_TEST_P:-4}
 
 check_pure() {
 	local d hits
@@ -512,8 +520,9 @@ run_suite() {
 	local json="$WORKDIR/gotest.json"
 	check_pure || failed+=("pure packages start goroutines")
 	# shellcheck disable=SC2046
-	go test -race -count=1 -timeout "$GO_TEST_TIMEOUT" -json $(race_pkgs) > "$json" || failed+=("go test -race")
+	go test -race -p "$GO_TEST_P" -count=1 -timeout "$GO_TEST_TIMEOUT" -json $(race_pkgs) > "$json" || failed+=("go test -race")
 	go test -count=1 -timeout "$GO_TEST_TIMEOUT" -json "${PURE_PKGS[@]}" >> "$json" || failed+=("go test (pure packages)")
+	go test -count=1 -timeout "$GO_TEST_TIMEOUT" -json -run "$NORACE_RUN" "$NORACE_PKG" >> "$json" || failed+=("go test (scrypt tests without -race)")
 	go run ./scripts/testsummary < "$json" || failed+=("go test summary (skips or failures)")
 	log "go test took $((SECONDS - t0))s"
 
