@@ -88,7 +88,7 @@ func run(out string) error {
 		}
 		recs = append(recs, r)
 	}
-	js, err := json.MarshalIndent(recs, "", "\t")
+	js, err := json.Marshal(recs) // not indented: DepositData is authenticated byte for byte
 	if err != nil {
 		return err
 	}
