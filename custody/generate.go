@@ -563,6 +563,9 @@ func (g *Generator) makeValidator(ctx context.Context, req *Request, seed *keyge
 			return nil, err
 		}
 		doc.password = password.UnsafeBytes()
+		// The raw key too, so that opening needs no KDF run: whoever
+		// opens this document holds the keystore's password anyway.
+		doc.key = v.Signing.UnsafeBytes()
 	case FormatRaw:
 		doc.key = v.Signing.UnsafeBytes()
 	}

@@ -109,7 +109,8 @@ func short(pubkey string) string {
 }
 
 // OpenRecords opens many records on every core within maxMemory (opening a
-// keystore-format secret runs its KDF). The secrets come back in the order
+// keystore-format secret sealed before documents carried the raw key runs
+// the keystore's KDF; others run none). The secrets come back in the order
 // of recs; on error none are returned (and those opened are destroyed).
 func (o *Opener) OpenRecords(ctx context.Context, recs []*store.Record, maxMemory int64, progress func(done int)) ([]*Secret, error) {
 	out := make([]*Secret, len(recs))

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/ethkeygen/ethkeygen/keygen"
@@ -21,7 +22,9 @@ type SecretFormat string
 // Secret formats.
 const (
 	// FormatKeystore seals an EIP-2335 keystore and its random password
-	// (one scrypt run per validator at generation).
+	// (one scrypt run per validator at generation), and the raw key beside
+	// them, so that opening runs no KDF (records sealed before the raw key
+	// was added open through the keystore's KDF).
 	FormatKeystore SecretFormat = "keystore"
 	// FormatRaw seals the 32-byte signing key itself (no KDF at generation;
 	// the envelope is what protects it). The decrypt side writes a
@@ -92,11 +95,14 @@ func (redacted) LogValue() slog.Value         { return slog.StringValue(keygen.R
 // in an immutable Go string.
 //
 //	{"version":1,"pubkey":"<hex>","format":"keystore","index":0,
-//	 "keystore":{...},"password":"...","mnemonic":"..."}
+//	 "keystore":{...},"password":"...","secret_key":"<hex>","mnemonic":"..."}
 //	{"version":1,"pubkey":"<hex>","format":"raw","index":0,
 //	 "secret_key":"<hex>","mnemonic":"..."}
 //
-// "mnemonic" is absent when the mnemonic is sealed separately.
+// "mnemonic" is absent when the mnemonic is sealed separately. A keystore
+// document carries the raw key too, so that opening it runs no KDF;
+// documents sealed before it did ("secret_key" absent) open through the
+// keystore's KDF.
 type secretDoc struct {
 	pubkey   string
 	format   SecretFormat
@@ -219,22 +225,31 @@ func parseSecret(ctx context.Context, plaintext []byte, pubkey string) (*Secret,
 		if s.password, err = unquoteSecret(d.Password); err != nil {
 			return nil, err
 		}
-		if s.signing, err = s.Keystore.DecryptKeyContext(ctx, s.password.UnsafeBytes()); err != nil {
-			return nil, fmt.Errorf("%w: keystore: %w", ErrSecret, err)
+		if d.SecretKey == nil {
+			// A document sealed before the raw key was sealed beside the
+			// keystore: the keystore's KDF is the only way to the key.
+			if s.signing, err = keystoreKey(ctx, s.Keystore, s.password.UnsafeBytes()); err != nil {
+				return nil, fmt.Errorf("%w: keystore: %w", ErrSecret, err)
+			}
+			break
+		}
+		// The raw key sealed beside the keystore: no KDF run. The envelope
+		// authenticates the document and the generator checked the
+		// keystore against this key when it made it (keystore.Encrypt's
+		// self-check); what can be checked without the KDF is, strictly:
+		// the keystore names the record's pubkey and the key's path.
+		if !strings.EqualFold(s.Keystore.Pubkey, pubkey) {
+			return nil, fmt.Errorf("%w: the sealed keystore names another pubkey than its key", ErrSecret)
+		}
+		if s.Keystore.Path != keygen.SigningPath(d.Index) {
+			return nil, fmt.Errorf("%w: the sealed keystore's path is not the key's", ErrSecret)
+		}
+		if s.signing, err = parseRawKey(d.SecretKey); err != nil {
+			return nil, err
 		}
 	case FormatRaw:
-		raw, err := unquote(d.SecretKey)
-		if err != nil {
-			return nil, fmt.Errorf("%w: secret_key", ErrSecret)
-		}
-		defer keygen.Wipe(raw)
-		key := make([]byte, 32)
-		defer keygen.Wipe(key)
-		if n, err := hex.Decode(key, raw); err != nil || n != 32 || len(raw) != 64 {
-			return nil, fmt.Errorf("%w: secret_key is not 32 bytes of hex", ErrSecret)
-		}
-		if s.signing, err = keygen.SecretKeyFromBytes(key); err != nil {
-			return nil, fmt.Errorf("%w: %w", ErrSecret, err)
+		if s.signing, err = parseRawKey(d.SecretKey); err != nil {
+			return nil, err
 		}
 	default:
 		return nil, fmt.Errorf("%w: unknown format %q", ErrSecret, d.Format)
@@ -249,6 +264,31 @@ func parseSecret(ctx context.Context, plaintext []byte, pubkey string) (*Secret,
 	// hands the mnemonic out for use, checks it.
 	ok = true
 	return s, nil
+}
+
+// keystoreKey runs a sealed keystore's KDF to reach its key (documents
+// sealed without the raw key). A variable: tests count its runs.
+var keystoreKey = func(ctx context.Context, ks *keystore.Keystore, password []byte) (*keygen.SecretKey, error) {
+	return ks.DecryptKeyContext(ctx, password)
+}
+
+// parseRawKey decodes a document's "secret_key" (64 hex digits).
+func parseRawKey(field json.RawMessage) (*keygen.SecretKey, error) {
+	raw, err := unquote(field)
+	if err != nil {
+		return nil, fmt.Errorf("%w: secret_key", ErrSecret)
+	}
+	defer keygen.Wipe(raw)
+	key := make([]byte, 32)
+	defer keygen.Wipe(key)
+	if n, err := hex.Decode(key, raw); err != nil || n != 32 || len(raw) != 64 {
+		return nil, fmt.Errorf("%w: secret_key is not 32 bytes of hex", ErrSecret)
+	}
+	sk, err := keygen.SecretKeyFromBytes(key)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrSecret, err)
+	}
+	return sk, nil
 }
 
 func unquoteSecret(raw json.RawMessage) (*keygen.Bytes, error) {

@@ -17,7 +17,7 @@ import (
 const fuzzSecretMnemonic = "test test test test test test test test test test test waste"
 
 // fuzzSecretDocs builds valid documents (raw, raw with mnemonic, keystore
-// with a cheap KDF and its password) for validator 0 of fuzzSecretMnemonic,
+// with a cheap KDF and its password, with and without the raw key beside it) for validator 0 of fuzzSecretMnemonic,
 // and returns them with the validator's pubkey.
 func fuzzSecretDocs(tb testing.TB) (pubkey string, docs [][]byte) {
 	m, err := keygen.ParseMnemonic(fuzzSecretMnemonic)
@@ -48,6 +48,8 @@ func fuzzSecretDocs(tb testing.TB) (pubkey string, docs [][]byte) {
 		{pubkey: pubkey, format: FormatRaw, key: sk.UnsafeBytes(), mnemonic: []byte(fuzzSecretMnemonic)},
 		{pubkey: pubkey, format: FormatKeystore, keystore: ksJSON, password: password},
 		{pubkey: pubkey, format: FormatKeystore, keystore: ksJSON, password: password, mnemonic: []byte(fuzzSecretMnemonic)},
+		{pubkey: pubkey, format: FormatKeystore, keystore: ksJSON, password: password, key: sk.UnsafeBytes()},
+		{pubkey: pubkey, format: FormatKeystore, keystore: ksJSON, password: password, key: sk.UnsafeBytes(), mnemonic: []byte(fuzzSecretMnemonic)},
 	} {
 		docs = append(docs, d.marshal())
 	}

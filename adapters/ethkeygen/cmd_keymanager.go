@@ -69,10 +69,12 @@ func loadKeymanager(ctx context.Context, e *env, lc *lifecycle, claims *custody.
 		if err != nil {
 			sendErr = err
 			// No per-key answer. A refusal (401, 403, another status, a
-			// request not sent) loaded nothing of this batch; a lost or
+			// request refused or cut before its body was all sent, as by
+			// an interruption) loaded nothing of this batch; a lost or
 			// malformed answer may have loaded it all.
 			known := errors.Is(err, keymanager.ErrServer) || errors.Is(err, keymanager.ErrUnauthorized) ||
-				errors.Is(err, keymanager.ErrForbidden) || errors.Is(err, keymanager.ErrRequest)
+				errors.Is(err, keymanager.ErrForbidden) || errors.Is(err, keymanager.ErrRequest) ||
+				errors.Is(err, keymanager.ErrNotSent)
 			for i := start; i < end; i++ {
 				if known {
 					out[i] = keyOutcome{recs[i].Pubkey, "refused", ""}
@@ -121,14 +123,23 @@ func loadKeymanager(ctx context.Context, e *env, lc *lifecycle, claims *custody.
 		return fmt.Errorf("could not release the claims of the keys the signer refused: %w", relErr)
 	}
 	ok := len(recs) - len(refused) - len(unknown)
+	var outcome error
 	switch {
 	case len(unknown) > 0:
-		return fmt.Errorf("%d of %d keys loaded; %d have an unknown outcome (%v) and stay claimed for %s: check the signer's keys, and unload those it does not hold",
+		outcome = fmt.Errorf("%d of %d keys loaded; %d have an unknown outcome (%v) and stay claimed for %s: check the signer's keys, and unload those it does not hold",
 			ok, len(recs), len(unknown), sendErr, signer)
 	case sendErr != nil:
-		return fmt.Errorf("%d of %d keys loaded; the signer refused the rest (released): %w", ok, len(recs), sendErr)
+		outcome = fmt.Errorf("%d of %d keys loaded; the signer refused the rest (released): %w", ok, len(recs), sendErr)
 	case len(refused) > 0:
-		return fmt.Errorf("%d of %d keys loaded; %d refused or duplicate (released; see stdout)", ok, len(recs), len(refused))
+		outcome = fmt.Errorf("%d of %d keys loaded; %d refused or duplicate (released; see stdout)", ok, len(recs), len(refused))
+	}
+	if outcome != nil {
+		if ctx.Err() != nil {
+			// An interruption is reported as such (exit 130); what it
+			// loaded, released and left claimed is said all the same.
+			fmt.Fprintf(e.stderr, "ethkeygen decrypt: %s\n", oneLine(outcome.Error()))
+		}
+		return outcome
 	}
 	fmt.Fprintf(e.stderr, "%d keys loaded into %s\n", len(recs), signer)
 	return nil

@@ -48,6 +48,8 @@ func signerBadInputCases(t *testing.T, w *badInputWorld) []struct {
 		{"unload/no url", []string{"unload", "--db", w.db, "--pubkey", w.pubkey}, "--keymanager-url"},
 		{"unload/not live there", append([]string{"unload", "--db", w.db, "--pubkey", w.pubkey}, km...), "not live on"},
 		{"unload/unknown pubkey", append([]string{"unload", "--db", w.db, "--pubkey", unknownPK}, km...), "not found"},
+		{"unload/history out exists", append([]string{"unload", "--db", w.db, "--pubkey", w.pubkey, "--slashing-protection-out", token}, km...), "exists"},
+		{"unload/history file missing", append([]string{"unload", "--db", w.db, "--pubkey", w.pubkey, "--slashing-protection-file", filepath.Join(d, "nope")}, km...), "slashing-protection file"},
 
 		{"import/wrong password", []string{"import", "--db", w.db, "--keystore", w.keystoreFile, "--keystore-password-file", wrongPw, "--chain", "hoodi"}, "wrong password"},
 		{"import/pubkey mismatch", []string{"import", "--db", w.db, "--keystore", mismatch, "--keystore-password-file", w.pwFile, "--chain", "hoodi"}, "does not match"},

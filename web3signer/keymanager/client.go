@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 )
@@ -35,6 +36,11 @@ var (
 	ErrConfig = errors.New("keymanager: invalid configuration")
 	// ErrRequest: a request the client refuses to send.
 	ErrRequest = errors.New("keymanager: invalid request")
+	// ErrNotSent (with ErrUnavailable): the request failed before its body
+	// was all handed to the connection, so the server cannot have acted on
+	// it (it declares its length; a server never holds the whole request).
+	// Without it, a request that failed had an unknown outcome.
+	ErrNotSent = errors.New("keymanager: the request was not sent whole")
 )
 
 // Path of the keystore endpoints.
@@ -259,6 +265,20 @@ func (c *Client) do(ctx context.Context, method string, body []byte) ([]byte, er
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: %v", ErrRequest, op, err)
 	}
+	// Whether the transport read a body to its end, on any attempt (it
+	// may retry with GetBody).
+	var whole atomic.Bool
+	if body != nil {
+		req.Body = &trackedBody{ReadCloser: req.Body, whole: &whole}
+		getBody := req.GetBody
+		req.GetBody = func() (io.ReadCloser, error) {
+			b, err := getBody()
+			if err != nil {
+				return nil, err
+			}
+			return &trackedBody{ReadCloser: b, whole: &whole}, nil
+		}
+	}
 	req.Header.Set("Authorization", "Bearer "+string(c.token.b))
 	req.Header.Set("Accept", "application/json")
 	if body != nil {
@@ -266,6 +286,9 @@ func (c *Client) do(ctx context.Context, method string, body []byte) ([]byte, er
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
+		if body != nil && !whole.Load() {
+			return nil, fmt.Errorf("%w: %w", ErrNotSent, c.transportError(ctx, op, err))
+		}
 		return nil, c.transportError(ctx, op, err)
 	}
 	defer resp.Body.Close()
@@ -349,4 +372,18 @@ func oneLine(s string, max int) string {
 		n++
 	}
 	return strings.TrimSpace(out.String())
+}
+
+// trackedBody notes when a request body was read to its end.
+type trackedBody struct {
+	io.ReadCloser
+	whole *atomic.Bool
+}
+
+func (b *trackedBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err == io.EOF {
+		b.whole.Store(true)
+	}
+	return n, err
 }

@@ -404,3 +404,52 @@ func TestPinnedCA(t *testing.T) {
 		t.Fatalf("CA file with http: %v", err)
 	}
 }
+
+// TestNotSentWhole: a request cancelled before its body was all handed to
+// the connection (the server stalls reading it) is ErrNotSent, which the
+// loader may take as "nothing loaded"; one cancelled after the server read
+// it all (and holds the answer) is not: its outcome is unknown.
+func TestNotSentWhole(t *testing.T) {
+	// 32 MiB: more than loopback's socket buffers hold.
+	big := []keymanager.Keystore{{JSON: []byte(`"` + strings.Repeat("k", 32<<20) + `"`), Password: []byte("password")}}
+	for _, tc := range []struct {
+		name    string
+		readAll bool
+		ks      []keymanager.Keystore
+	}{
+		{"server stalls reading the body", false, big},
+		{"server read the body, answer withheld", true, oneKeystore},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			read := make(chan struct{})
+			release := make(chan struct{})
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+				if tc.readAll {
+					_, _ = io.ReadAll(req.Body)
+				} else {
+					_, _ = io.ReadFull(req.Body, make([]byte, 1024))
+				}
+				close(read)
+				<-release
+			}))
+			defer srv.Close()
+			defer close(release)
+			ctx, cancel := context.WithCancel(t.Context())
+			go func() {
+				<-read
+				time.Sleep(200 * time.Millisecond) // the client is blocked writing or waiting
+				cancel()
+			}()
+			_, err := client(t, srv.URL).Import(ctx, tc.ks, []byte(emptyIC))
+			if !errors.Is(err, keymanager.ErrUnavailable) || !errors.Is(err, context.Canceled) {
+				t.Fatalf("got %v, want ErrUnavailable and context.Canceled", err)
+			}
+			if got := errors.Is(err, keymanager.ErrNotSent); got == tc.readAll {
+				t.Fatalf("ErrNotSent is %v (%v)", got, err)
+			}
+			if strings.ContainsAny(err.Error(), "\n\r") {
+				t.Fatalf("error is not one line: %q", err)
+			}
+		})
+	}
+}
