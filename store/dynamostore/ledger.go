@@ -328,19 +328,19 @@ func (l *Ledger) CreateExport(ctx context.Context, e *store.Export) (*store.Expo
 	}
 	created := e.CreatedAt.UTC().Truncate(time.Millisecond)
 	item := map[string]types.AttributeValue{
-		AttrPK:                   s(exportKey(e.ID)),
-		AttrKind:                 s(kindExport),
-		"id":                     s(e.ID),
-		"created_at":             s(store.FormatTime(created)),
-		"network":                s(e.Network),
-		"claims":                 n(0),
-		"sealed":                 &types.AttributeValueMemberBOOL{Value: false},
-		"candidate_count":        n(int64(len(e.Candidates))),
-		"candidate_chunks":       n(int64(numChunks(len(e.Candidates)))),
-		"candidates_sha256":      s(digest),
-		"member_count":           n(0),
-		"member_chunks":          n(0),
-		"v":                      n(1),
+		AttrPK:              s(exportKey(e.ID)),
+		AttrKind:            s(kindExport),
+		"id":                s(e.ID),
+		"created_at":        s(store.FormatTime(created)),
+		"network":           s(e.Network),
+		"claims":            n(0),
+		"sealed":            &types.AttributeValueMemberBOOL{Value: false},
+		"candidate_count":   n(int64(len(e.Candidates))),
+		"candidate_chunks":  n(int64(numChunks(len(e.Candidates)))),
+		"candidates_sha256": s(digest),
+		"member_count":      n(0),
+		"member_chunks":     n(0),
+		"v":                 n(1),
 	}
 	if e.By != "" {
 		item["by"] = s(e.By)
