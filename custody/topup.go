@@ -21,8 +21,8 @@ import (
 // withdrawal credentials. A top-up is handed out through the export
 // machinery like a key's own deposit, so that it too is handed out once: it
 // is a top-up export in the ledger (store.Export.TopUpGwei), created and
-// frozen before any key is opened, and its file is a pure function of the
-// frozen export (deposit signatures are deterministic). Asking for the same
+// frozen before its file leaves custody, and the file is a pure function
+// of the frozen export (deposit signatures are deterministic). Asking for the same
 // top-up again (the same request id, or without one the same network, keys
 // in the same order and amount) finds that export and returns the same
 // bytes; a second top-up of the same keys and amount needs a new request
@@ -75,10 +75,10 @@ func errTopUpExport(e *store.Export) error {
 // req.Pubkeys, in order. Every key must be one an operation may sign for
 // (CheckSignable: not retired, not forged, its deposit handed out) and not
 // exit-signed; the amount must suit each key's credentials
-// (depositdata.CheckAmount); the keys must be of one network. The top-up
-// export is created (or found: the same top-up asked again) and frozen,
-// then the keys are opened with op, the deposits signed (ops.TopUp), and
-// the file verified entry by entry. Re-running a top-up, interrupted or
+// (depositdata.CheckAmount); the keys must be of one network. The keys are
+// opened with op, the deposits signed (ops.TopUp) and the file verified
+// entry by entry; then the top-up export is created (or found: the same
+// top-up asked again) and frozen, and only then is the file returned. Re-running a top-up, interrupted or
 // not, returns the same file under the same export; an export of that id
 // with other keys or another amount is refused. The result's Resumed is set
 // when the top-up existed before this call.
@@ -131,10 +131,20 @@ func (c *Custodian) TopUp(ctx context.Context, op envelope.Opener, req TopUpRequ
 	if err != nil {
 		return nil, err
 	}
+	if e != nil && e.Network != n.Name {
+		return nil, fmt.Errorf("custody: top-up %s is for %s, its keys are %s validators", e.ID, e.Network, n.Name)
+	}
+	if id == "" {
+		id = DeriveTopUpID(n.Name, pubkeys, amount)
+	}
+	// Signed before the ledger records the top-up, so that a run that
+	// cannot open the keys records nothing; the file leaves custody only
+	// once the top-up is recorded and frozen.
+	res, err := c.signTopUp(ctx, op, id, keys, amount, n, req)
+	if err != nil {
+		return nil, err
+	}
 	if e == nil {
-		if id == "" {
-			id = DeriveTopUpID(n.Name, pubkeys, amount)
-		}
 		ne := &store.Export{ID: id, CreatedAt: c.clock(), Network: n.Name, Candidates: pubkeys, By: c.by, TopUpGwei: amount}
 		stored, err := c.ledger.CreateExport(ctx, ne)
 		switch {
@@ -150,9 +160,6 @@ func (c *Custodian) TopUp(ctx context.Context, op envelope.Opener, req TopUpRequ
 			e = stored
 		}
 	}
-	if e.Network != n.Name {
-		return nil, fmt.Errorf("custody: top-up %s is for %s, its keys are %s validators", e.ID, e.Network, n.Name)
-	}
 	if !e.Sealed {
 		// Frozen at once (also an interrupted one): members = candidates.
 		if err := c.ledger.SealExport(ctx, e.ID, e.Candidates, 0); err != nil && !errors.Is(err, store.ErrConflict) {
@@ -165,14 +172,10 @@ func (c *Custodian) TopUp(ctx context.Context, op envelope.Opener, req TopUpRequ
 			return nil, fmt.Errorf("custody: top-up %s could not be frozen; run it again", e.ID)
 		}
 	}
-	if !slices.Equal(e.Members, pubkeys) {
-		return nil, fmt.Errorf("custody: top-up %s was frozen with other members than its keys", e.ID)
+	if !slices.Equal(e.Members, pubkeys) || e.TopUpGwei != amount || e.Network != n.Name {
+		return nil, fmt.Errorf("custody: top-up %s was frozen with other members, amount or network than the deposits signed", e.ID)
 	}
-	res, err := c.signTopUp(ctx, op, e, keys, n, req)
-	if err != nil {
-		return nil, err
-	}
-	res.Resumed = resumed
+	res.Export, res.FileName, res.Resumed = e, ExportFileName(e), resumed
 	return res, nil
 }
 
@@ -244,9 +247,10 @@ func recordNetwork(rec *store.Record) (depositdata.Network, error) {
 	return depositdata.CustomNetwork(rec.Network, v.Deposit.ForkVersion)
 }
 
-// signTopUp opens the keys of frozen top-up e, signs their deposits and
-// checks the file: every entry verifies and is the deposit asked for.
-func (c *Custodian) signTopUp(ctx context.Context, op envelope.Opener, e *store.Export, keys []topUpKey, n depositdata.Network, req TopUpRequest) (*ExportResult, error) {
+// signTopUp opens the keys of top-up id, signs their deposits of amount
+// and checks the file: every entry verifies and is the deposit asked for.
+// The result has no Export yet.
+func (c *Custodian) signTopUp(ctx context.Context, op envelope.Opener, id string, keys []topUpKey, amount uint64, n depositdata.Network, req TopUpRequest) (*ExportResult, error) {
 	maxMem := req.MaxMemory
 	if maxMem <= 0 {
 		maxMem = DefaultMaxMemory
@@ -261,8 +265,8 @@ func (c *Custodian) signTopUp(ctx context.Context, op envelope.Opener, e *store.
 	}
 	deposits := make([]*depositdata.Deposit, len(keys))
 	for i, s := range secrets {
-		if deposits[i], err = ops.TopUp(s.SigningKey(), keys[i].creds, e.TopUpGwei, n); err != nil {
-			err = fmt.Errorf("custody: top-up %s: 0x%s: %w", e.ID, keys[i].rec.Pubkey, err)
+		if deposits[i], err = ops.TopUp(s.SigningKey(), keys[i].creds, amount, n); err != nil {
+			err = fmt.Errorf("custody: top-up %s: 0x%s: %w", id, keys[i].rec.Pubkey, err)
 			break
 		}
 	}
@@ -278,16 +282,16 @@ func (c *Custodian) signTopUp(ctx context.Context, op envelope.Opener, e *store.
 	}
 	back, errs := depositdata.VerifyFile(file, &n)
 	if len(errs) > 0 {
-		return nil, fmt.Errorf("custody: top-up %s: checking its file: %w", e.ID, errs[0])
+		return nil, fmt.Errorf("custody: top-up %s: checking its file: %w", id, errs[0])
 	}
 	if len(back) != len(keys) {
-		return nil, fmt.Errorf("custody: top-up %s: its file holds %d deposits, not %d", e.ID, len(back), len(keys))
+		return nil, fmt.Errorf("custody: top-up %s: its file holds %d deposits, not %d", id, len(back), len(keys))
 	}
 	sums := map[[2]string]*TargetSummary{}
 	for i, d := range back {
 		r := keys[i].rec
-		if d.Pubkey != r.Pubkey || d.Amount != e.TopUpGwei || d.WithdrawalCredentials != r.WithdrawalCredentials || d.NetworkName != n.Name {
-			return nil, fmt.Errorf("custody: top-up %s: entry %d of its file is not the deposit signed for 0x%s", e.ID, i, r.Pubkey)
+		if d.Pubkey != r.Pubkey || d.Amount != amount || d.WithdrawalCredentials != r.WithdrawalCredentials || d.NetworkName != n.Name {
+			return nil, fmt.Errorf("custody: top-up %s: entry %d of its file is not the deposit signed for 0x%s", id, i, r.Pubkey)
 		}
 		to := d.WithdrawalCredentials
 		if keys[i].creds[0] == depositdata.BLSWithdrawalPrefix {
@@ -299,7 +303,7 @@ func (c *Custodian) signTopUp(ctx context.Context, op envelope.Opener, e *store.
 		}
 		sums[k].Count++
 	}
-	res := &ExportResult{Export: e, Deposits: deposits, FileName: ExportFileName(e), File: file}
+	res := &ExportResult{Deposits: deposits, File: file}
 	for _, s := range sums {
 		res.Summary = append(res.Summary, *s)
 	}

@@ -246,6 +246,9 @@ func TestTopUpRefused(t *testing.T) {
 	if _, err := f.cust.TopUp(t.Context(), envelope.NewLocalOpener(other.identity), TopUpRequest{Pubkeys: []string{ok}, AmountGwei: gwei}); err == nil {
 		t.Fatal("another identity opened the keys")
 	}
+	if n := len(topUps(t, f)); n != 1 {
+		t.Fatalf("%d top-up exports after a run that could not open its keys, want 1", n)
+	}
 	if _, err := f.cust.TopUp(t.Context(), nil, TopUpRequest{Pubkeys: []string{ok}, AmountGwei: gwei}); !errors.Is(err, ErrRequest) {
 		t.Fatalf("no opener: %v", err)
 	}
