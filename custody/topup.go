@@ -78,10 +78,11 @@ func errTopUpExport(e *store.Export) error {
 // (depositdata.CheckAmount); the keys must be of one network. The keys are
 // opened with op, the deposits signed (ops.TopUp) and the file verified
 // entry by entry; then the top-up export is created (or found: the same
-// top-up asked again) and frozen, and only then is the file returned. Re-running a top-up, interrupted or
-// not, returns the same file under the same export; an export of that id
-// with other keys or another amount is refused. The result's Resumed is set
-// when the top-up existed before this call.
+// top-up asked again) and frozen, and only then is the file returned.
+// Re-running a top-up, interrupted or not, returns the same file under the
+// same export; an export of that id with other keys or another amount is
+// refused. The result's Resumed is set when the top-up existed before this
+// call.
 func (c *Custodian) TopUp(ctx context.Context, op envelope.Opener, req TopUpRequest) (*ExportResult, error) {
 	if op == nil {
 		return nil, fmt.Errorf("%w: a top-up needs the opener of the sealed keys", ErrRequest)
