@@ -28,8 +28,10 @@ import (
 //	any state ──Retire──▶ retired (final: never loaded, exported or signed for again)
 //
 // A deposit is handed out only through an export, and a key belongs to at
-// most one export; a key is live on at most one signer, and moves only by
-// ReleaseFromSigner (with its slashing-protection history) or a takeover.
+// most one export of its generated deposit (a top-up export, TopUp, hands
+// out further deposits of keys already on chain, each top-up once); a key
+// is live on at most one signer, and moves only by ReleaseFromSigner (with
+// its slashing-protection history) or a takeover.
 
 // Lifecycle errors. Each is wrapped with the pubkey or export it concerns.
 var (
@@ -319,6 +321,9 @@ func (c *Custodian) Export(ctx context.Context, req ExportRequest) (*ExportResul
 		e, err := c.ledger.GetExport(ctx, req.ID)
 		switch {
 		case err == nil:
+			if e.TopUp() {
+				return nil, errTopUpExport(e)
+			}
 			if err := checkExportTarget(e, target, req.Network); err != nil {
 				return nil, err
 			}
@@ -342,11 +347,12 @@ func (c *Custodian) Export(ctx context.Context, req ExportRequest) (*ExportResul
 	if req.ID == "" {
 		// A new export of a free selection: an interrupted one must be
 		// finished first, or its keys would look handed out and be in no file.
+		// (A top-up claims no key: TopUp finishes its own.)
 		for e, err := range c.ledger.Exports(ctx) {
 			if err != nil {
 				return nil, fmt.Errorf("custody: listing exports: %w", err)
 			}
-			if !e.Sealed {
+			if !e.Sealed && !e.TopUp() {
 				return nil, fmt.Errorf("%w: export %s was not finished; finish it first (export-deposits --export-id %s)", ErrExportOpen, e.ID, e.ID)
 			}
 		}
@@ -363,6 +369,9 @@ func (c *Custodian) Export(ctx context.Context, req ExportRequest) (*ExportResul
 	switch {
 	case errors.Is(err, store.ErrExists):
 		// Another run of the same request made it first: its candidates rule.
+		if stored.TopUp() {
+			return nil, errTopUpExport(stored)
+		}
 		if err := checkExportTarget(stored, target, req.Network); err != nil {
 			return nil, err
 		}
@@ -512,11 +521,15 @@ func (c *Custodian) finish(ctx context.Context, e *store.Export, resumed bool) (
 }
 
 // ExportFile rebuilds the file of a frozen export (export-deposits
-// --export-id): the same bytes every time, each member checked again.
+// --export-id): the same bytes every time, each member checked again. A
+// top-up export is refused: its deposits are signed with the keys (TopUp).
 func (c *Custodian) ExportFile(ctx context.Context, id string) (*ExportResult, error) {
 	e, err := c.ledger.GetExport(ctx, id)
 	if err != nil {
 		return nil, fmt.Errorf("custody: export %q: %w", id, err)
+	}
+	if e.TopUp() {
+		return nil, errTopUpExport(e)
 	}
 	if !e.Sealed {
 		return c.finish(ctx, e, true)
@@ -532,6 +545,9 @@ func (c *Custodian) ExportFile(ctx context.Context, id string) (*ExportResult, e
 // build makes the file of a frozen export from its members' records, each
 // authenticated and verified again and paying the export's target.
 func (c *Custodian) build(ctx context.Context, e *store.Export) (*ExportResult, error) {
+	if e.TopUp() {
+		return nil, errTopUpExport(e)
+	}
 	if err := c.checkIdentity(ctx); err != nil {
 		return nil, err
 	}

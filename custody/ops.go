@@ -16,7 +16,8 @@ import (
 // top-ups) sign public messages with sealed keys. Custody decides which
 // keys they may sign for (CheckSignable: not retired, not forged, handed
 // out) and records the one that changes a key's state (MarkExitSigned,
-// before the signed exit leaves protected compute). The helpers here
+// before the signed exit leaves protected compute); a top-up is handed out
+// once, as a top-up export (TopUp, topup.go). The helpers here
 // select keys and open withdrawal keys for them; the messages themselves
 // are package ops's pure functions.
 

@@ -81,17 +81,36 @@ func (ks *KeyState) Validate() error {
 // Export is one Launchpad deposit file, kept in the [Ledger]. The file is a
 // pure function of the sealed export (its Members and the records they name),
 // so writing it again reproduces it.
+//
+// An export holds either the members' own generated deposits (TopUpGwei 0:
+// each key in at most one such export, by ClaimForExport) or, for a top-up
+// export (TopUpGwei > 0), one deposit of TopUpGwei for each member, signed
+// anew with its key (deposit signatures are deterministic, so the file is a
+// pure function of the export here too). A key may be a member of any
+// number of top-up exports: they claim nothing (ClaimForExport refuses
+// them) and are sealed with claims 0, Members chosen from Candidates.
 type Export struct {
-	ID                    string
-	CreatedAt             time.Time // the file name is deposit_data-<CreatedAt unix>.json
-	Network               string
-	WithdrawalCredentials string   // the credentials the operator stated (hex, 64 chars)
+	ID        string
+	CreatedAt time.Time // the file name is deposit_data-<CreatedAt unix>.json
+	Network   string
+	// WithdrawalCredentials are the credentials the operator stated (hex,
+	// 64 chars, or BLSTarget). A top-up export may leave them empty: each
+	// deposit pays its key's recorded credentials.
+	WithdrawalCredentials string
 	Candidates            []string // pubkeys considered, in file order
 	Claims                int      // keys claimed for this export so far (ClaimForExport adds)
 	Sealed                bool     // Members frozen: the file is a pure function of them
 	Members               []string // set by SealExport, file order
 	By                    string
+	TopUpGwei             uint64 // 0: the members' generated deposits; > 0: a top-up deposit of this amount each (at most MaxTopUpGwei)
 }
+
+// TopUp reports whether e is a top-up export.
+func (e *Export) TopUp() bool { return e.TopUpGwei > 0 }
+
+// MaxTopUpGwei bounds Export.TopUpGwei so that every backend stores it as a
+// signed 64-bit integer (far above any valid deposit amount).
+const MaxTopUpGwei = 1<<63 - 1
 
 // BLSTarget is the WithdrawalCredentials of an export whose operator stated
 // BLS (0x00) withdrawal credentials: each validator has its own, derived
@@ -149,7 +168,8 @@ func ValidatePubkeys(what string, pubkeys []string) error {
 }
 
 // Validate checks the form of an Export: a valid id, CreatedAt set, Network
-// set, WithdrawalCredentials 64 lowercase hex characters, Candidates and
+// set, WithdrawalCredentials 64 lowercase hex characters (or BLSTarget, or
+// empty on a top-up export), TopUpGwei at most MaxTopUpGwei, Candidates and
 // Members valid pubkeys without repeats, Claims >= 0, Members a subset of
 // Candidates, and no Members unless Sealed. Errors wrap ErrInvalid.
 func (e *Export) Validate() error {
@@ -164,8 +184,12 @@ func (e *Export) Validate() error {
 		return fmt.Errorf("%w: export %s: zero CreatedAt", ErrInvalid, e.ID)
 	case e.Network == "":
 		return fmt.Errorf("%w: export %s: empty network", ErrInvalid, e.ID)
-	case e.WithdrawalCredentials != BLSTarget && !validHex(e.WithdrawalCredentials, 64):
+	case e.WithdrawalCredentials != BLSTarget && !validHex(e.WithdrawalCredentials, 64) && !(e.TopUp() && e.WithdrawalCredentials == ""):
 		return fmt.Errorf("%w: export %s: withdrawal credentials %q are not 64 lowercase hex characters", ErrInvalid, e.ID, e.WithdrawalCredentials)
+	case e.TopUpGwei > MaxTopUpGwei:
+		return fmt.Errorf("%w: export %s: top-up amount %d gwei is larger than %d", ErrInvalid, e.ID, e.TopUpGwei, uint64(MaxTopUpGwei))
+	case e.TopUp() && e.Claims != 0:
+		return fmt.Errorf("%w: export %s: a top-up export claims no keys (claims %d)", ErrInvalid, e.ID, e.Claims)
 	case e.Claims < 0:
 		return fmt.Errorf("%w: export %s: negative claims %d", ErrInvalid, e.ID, e.Claims)
 	case len(e.By) > MaxTextLen:
@@ -249,7 +273,8 @@ type Ledger interface {
 	// KeyState{ExportID: id, State: exported, Version: 1} and add 1 to the export's Claims,
 	// only while the export is not sealed. Keys that already have a KeyState are skipped.
 	// Returns the pubkeys claimed by this call. ErrConflict if the export is sealed,
-	// ErrNotFound if it does not exist.
+	// ErrNotFound if it does not exist, ErrInvalid if it is a top-up export
+	// (which claims nothing; nothing is written).
 	//
 	// Each key is claimed at most once, whatever runs concurrently: the
 	// KeyState is created and Claims incremented together, so Claims always
@@ -261,7 +286,7 @@ type Ledger interface {
 	ClaimForExport(ctx context.Context, exportID string, pubkeys []string, at time.Time, by string) ([]string, error)
 
 	// SealExport freezes Members if the export is not sealed and its Claims equal claims;
-	// else ErrConflict (nothing written). ErrNotFound if the export does not
+	// else ErrConflict (nothing written). A top-up export is sealed with claims 0. ErrNotFound if the export does not
 	// exist; ErrInvalid if members repeat a pubkey or name one that is not a
 	// candidate. Once sealed, ClaimForExport for the export fails.
 	SealExport(ctx context.Context, id string, members []string, claims int) error

@@ -326,7 +326,7 @@ func runList(ctx context.Context, e *env, args []string) error {
 			"A record that fails its authenticator is listed as forged and is never exported or loaded.")
 	status := fs.String("status", "", "only validators in this state")
 	requestID := fs.String("request-id", "", "only records of this request")
-	exports := fs.Bool("exports", false, "list the exports (id, network, deposits, file name) instead")
+	exports := fs.Bool("exports", false, "list the exports (id, network, deposits, file name; top-ups with their amount) instead")
 	var bf backendFlags
 	bf.register(fs, false)
 	asJSON := fs.Bool("json", false, "print one JSON object per line")
@@ -353,16 +353,29 @@ func runList(ctx context.Context, e *env, args []string) error {
 			if x.Sealed {
 				state = "sealed"
 			}
+			// A top-up's file goes where its run put it (--out), and is
+			// written again only by top-up in protected compute.
+			kind, deposits, file := "deposits", fmt.Sprintf("%d deposits", len(x.Members)), custody.ExportFileName(x)
+			if x.TopUp() {
+				kind = "top-up"
+				deposits = fmt.Sprintf("%d top-up deposits of %d gwei", len(x.Members), x.TopUpGwei)
+				file = "(top-up --request-id " + strings.TrimPrefix(x.ID, custody.TopUpPrefix) + " writes it)"
+			}
 			if *asJSON {
-				if err := enc.Encode(map[string]any{"export_id": x.ID, "network": x.Network, "state": state,
+				m := map[string]any{"export_id": x.ID, "kind": kind, "network": x.Network, "state": state,
 					"deposits": len(x.Members), "candidates": len(x.Candidates), "withdrawal_credentials": x.WithdrawalCredentials,
-					"deposit_data": custody.ExportFileName(x), "created_at": x.CreatedAt, "by": x.By}); err != nil {
+					"created_at": x.CreatedAt, "by": x.By}
+				if x.TopUp() {
+					m["top_up_gwei"] = x.TopUpGwei
+				} else {
+					m["deposit_data"] = file
+				}
+				if err := enc.Encode(m); err != nil {
 					return err
 				}
 				continue
 			}
-			fmt.Fprintf(e.stdout, "%s\t%s\t%s\t%d deposits\t%s\t%s\n", x.ID, state, x.Network, len(x.Members),
-				custody.ExportFileName(x), x.CreatedAt.Format(time.RFC3339))
+			fmt.Fprintf(e.stdout, "%s\t%s\t%s\t%s\t%s\t%s\n", x.ID, state, x.Network, deposits, file, x.CreatedAt.Format(time.RFC3339))
 		}
 		return nil
 	}

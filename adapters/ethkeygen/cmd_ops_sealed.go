@@ -1,11 +1,14 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -582,19 +585,22 @@ func runSealedBLSChange(ctx context.Context, e *env, args []string) error {
 }
 
 func runSealedTopUp(ctx context.Context, e *env, args []string) error {
-	fs := newFlags(e, "top-up", "--pubkey HEX... --amount-gwei G --out FILE",
-		"The protected-compute step for adding stake to existing validators of the store: for each --pubkey, custody\n"+
-			"checks that it may be signed for (not retired, not forged, its deposit handed out), its sealed key is\n"+
-			"opened and signs a deposit of --amount-gwei with the record's withdrawal credentials; every deposit is\n"+
-			"verified, then FILE is written in the Launchpad deposit_data form (never replacing a file). Amounts: at\n"+
-			"least 1 ETH; at most 32 ETH for 0x00/0x01 credentials, 2048 ETH for 0x02. A top-up file is not an export:\n"+
-			"custody does not record it, and a second run makes a second file (each deposit adds its amount again).")
+	fs := newFlags(e, "top-up", "(--pubkey HEX... --amount-gwei G [--request-id ID] | --request-id ID) --out FILE",
+		"The protected-compute step for adding stake to existing validators of the store. For each --pubkey custody\n"+
+			"checks that it may be signed for (not retired, not forged, its deposit handed out) and is not exit-signed;\n"+
+			"its sealed key is opened and signs a deposit of --amount-gwei with the record's withdrawal credentials, and\n"+
+			"every deposit is verified. A top-up is handed out through an export, like a validator's own deposit, so\n"+
+			"that it is never handed out twice: custody records it in the ledger (export topup-<ID> with --request-id,\n"+
+			"else an id derived from the network, the keys in order and the amount) before FILE is written in the\n"+
+			"Launchpad deposit_data form. Amounts: at least 1 ETH; at most 32 ETH for 0x00/0x01 credentials, 2048 ETH\n"+
+			"for 0x02. The same command run again is the same top-up: it writes the same bytes (a FILE holding them\n"+
+			"already is left as it is), never a second deposit. A second top-up of the same keys and amount needs a\n"+
+			"new --request-id; --request-id ID alone writes top-up ID again (list --exports shows the top-ups).")
 	var pubkeys multiFlag
-	fs.Var(&pubkeys, "pubkey", "validator to top up (repeatable)")
-	amount := fs.Uint64("amount-gwei", 0, "amount of each deposit in gwei (required)")
-	out := fs.String("out", "", "deposit file to write (required; never replaced)")
-	var df devnetFlags
-	df.register(fs)
+	fs.Var(&pubkeys, "pubkey", "validator to top up (repeatable; the file's order)")
+	amount := fs.Uint64("amount-gwei", 0, "amount of each deposit in gwei (required with --pubkey)")
+	requestID := fs.String("request-id", "", "name of this top-up (export topup-<ID>); alone: write that top-up again")
+	out := fs.String("out", "", "deposit file to write (required); an existing FILE must hold this top-up's bytes")
 	identity := fs.String("identity-file", "", "local age identity (default: the one in --key-dir)")
 	useKMS := fs.Bool("kms", false, "decrypt with AWS KMS (the records were sealed with --kms-key-id)")
 	var bf backendFlags
@@ -605,83 +611,113 @@ func runSealedTopUp(ctx context.Context, e *env, args []string) error {
 	if err := parseNoArgs(fs, args); err != nil {
 		return err
 	}
-	if err := requireFlag(fs, "amount-gwei", "out"); err != nil {
+	if err := requireFlag(fs, "out"); err != nil {
 		return err
 	}
-	sf := selectionFlags{pubkeys: pubkeys}
-	if len(pubkeys) == 0 {
-		return usagef("--pubkey is required")
+	if len(pubkeys) == 0 && *requestID == "" {
+		return usagef("--pubkey is required (or --request-id of an earlier top-up)")
 	}
-	sel, err := sf.selection()
-	if err != nil {
-		return err
+	if len(pubkeys) > 0 && *amount == 0 {
+		return usagef("--amount-gwei is required with --pubkey")
 	}
-	if _, err := os.Lstat(*out); err == nil {
-		return fmt.Errorf("%s exists: a top-up file is never replaced", *out)
+	req := custody.TopUpRequest{RequestID: *requestID, AmountGwei: *amount, MaxMemory: int64(maxMem)}
+	for _, p := range pubkeys {
+		pk, err := normalizePubkey(p)
+		if err != nil {
+			return usageError{err}
+		}
+		req.Pubkeys = append(req.Pubkeys, pk)
+	}
+	if st, err := os.Stat(*out); err == nil && st.IsDir() {
+		return usagef("--out %s is a directory: give the deposit file's path", *out)
+	}
+	// An existing FILE that cannot be this top-up written before is refused
+	// before anything is opened or recorded (its bytes are compared after).
+	if have, err := os.ReadFile(*out); err == nil && !mayBeTopUp(have, req) {
+		return fmt.Errorf("%s exists with other content: it is not this top-up (a file is never replaced: move it away, or give another --out)", *out)
 	}
 	if err := checkOutDir(filepath.Dir(*out)); err != nil {
 		return err
 	}
-	opener, lc, recs, err := openSignable(ctx, e, &bf, *useKMS, *identity, "top-up", sel)
+	opener, err := bf.cfg.Opener(ctx, *useKMS, *identity)
+	if err != nil {
+		return err
+	}
+	lc, err := openLifecycle(ctx, &bf, nil)
 	if err != nil {
 		return err
 	}
 	defer lc.Close()
-	n, err := df.network(recs)
+	var p *progress
+	if len(req.Pubkeys) > 0 {
+		p = newProgress(e, "opened", len(req.Pubkeys))
+		req.Progress = p.update
+	}
+	res, err := lc.cust.TopUp(ctx, opener, req)
+	if p != nil {
+		p.finish()
+	}
 	if err != nil {
 		return err
 	}
-	creds := make([][32]byte, len(recs))
-	for i, r := range recs {
-		b, err := hex.DecodeString(r.WithdrawalCredentials)
-		if err != nil || len(b) != 32 {
-			return fmt.Errorf("record 0x%s: malformed withdrawal credentials", r.Pubkey)
-		}
-		creds[i] = [32]byte(b)
-		if err := depositdata.CheckAmount(*amount, creds[i]); err != nil {
-			return usageError{fmt.Errorf("0x%s: %w", r.Pubkey, err)}
-		}
-	}
-	secrets, err := lc.cust.Opener(opener).OpenRecords(ctx, recs, int64(maxMem), nil)
+	written, err := writeTopUp(*out, res)
 	if err != nil {
 		return err
 	}
-	deposits := make([]*depositdata.Deposit, len(recs))
-	for i, s := range secrets {
-		d, err := ops.TopUp(s.SigningKey(), creds[i], *amount, n)
-		if err != nil {
-			for _, s := range secrets {
-				s.Destroy()
-			}
-			return fmt.Errorf("0x%s: %w", recs[i].Pubkey, err)
-		}
-		deposits[i] = d
-	}
-	for _, s := range secrets {
-		s.Destroy()
-	}
-	file, err := depositdata.MarshalFile(deposits)
-	if err != nil {
-		return err
-	}
-	back, errs := depositdata.VerifyFile(file, &n)
-	if len(errs) > 0 {
-		return fmt.Errorf("checking the top-up file: %w", errs[0])
-	}
-	for i, d := range back {
-		if d.Pubkey != recs[i].Pubkey || d.Amount != *amount || d.WithdrawalCredentials != recs[i].WithdrawalCredentials {
-			return fmt.Errorf("checking the top-up file: entry %d is not the deposit signed", i)
-		}
-	}
-	if err := fsutil.EnsurePrivateDir(filepath.Dir(*out)); err != nil {
-		return fmt.Errorf("output directory: %w", err)
-	}
-	if err := fsutil.WriteFileAtomic(*out, file, 0o644); err != nil {
-		return fmt.Errorf("writing the top-up file: %w", err)
-	}
+	x := res.Export
 	if *asJSON {
-		return json.NewEncoder(e.stdout).Encode(map[string]any{"network": n.Name, "deposit_data": *out, "count": len(deposits), "amount_gwei": *amount})
+		return json.NewEncoder(e.stdout).Encode(map[string]any{"network": x.Network, "deposit_data": *out, "count": len(res.Deposits),
+			"amount_gwei": x.TopUpGwei, "export_id": x.ID, "resumed": res.Resumed, "written": written})
 	}
-	fmt.Fprintf(e.stdout, "%s: %d top-up deposit(s) of %d gwei on %s\n", *out, len(deposits), *amount, n.Name)
+	fmt.Fprintf(e.stdout, "%s: %d top-up deposit(s) of %d gwei on %s (top-up %s)\n", *out, len(res.Deposits), x.TopUpGwei, x.Network, x.ID)
+	switch {
+	case !written:
+		fmt.Fprintf(e.stderr, "top-up %s was written before (%s holds its bytes): not written again, not a second top-up; a second top-up of these keys needs a new --request-id\n", x.ID, *out)
+	case res.Resumed:
+		fmt.Fprintf(e.stderr, "top-up %s was made before (%s): the same deposits again, not a second top-up; a second top-up of these keys needs a new --request-id\n", x.ID, x.CreatedAt.Format(time.RFC3339))
+	}
+	printSummary(e, res)
 	return nil
+}
+
+// mayBeTopUp reports whether b could be the file of the top-up req asks
+// for: a deposit file with req's keys, in order, and amount (when given).
+func mayBeTopUp(b []byte, req custody.TopUpRequest) bool {
+	deps, err := depositdata.ParseFile(b)
+	if err != nil || len(deps) == 0 {
+		return false
+	}
+	if len(req.Pubkeys) == 0 {
+		return true
+	}
+	if len(deps) != len(req.Pubkeys) {
+		return false
+	}
+	for i, d := range deps {
+		if d.Pubkey != req.Pubkeys[i] || d.Amount != req.AmountGwei {
+			return false
+		}
+	}
+	return true
+}
+
+// writeTopUp writes a top-up's file to path. Its bytes are a pure function
+// of the top-up, so a file there with the same bytes is this top-up written
+// before (left as it is: false); one with other bytes is refused.
+func writeTopUp(path string, res *custody.ExportResult) (bool, error) {
+	if have, err := os.ReadFile(path); err == nil {
+		if bytes.Equal(have, res.File) {
+			return false, nil
+		}
+		return false, fmt.Errorf("%s exists with other content: it is not top-up %s (a file is never replaced: move it away, or give another --out)", path, res.Export.ID)
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return false, fmt.Errorf("reading %s: %w", path, err)
+	}
+	if err := fsutil.EnsurePrivateDir(filepath.Dir(path)); err != nil {
+		return false, fmt.Errorf("output directory: %w", err)
+	}
+	if err := fsutil.WriteFileAtomic(path, res.File, 0o644); err != nil {
+		return false, fmt.Errorf("writing the top-up file: %w", err)
+	}
+	return true, nil
 }

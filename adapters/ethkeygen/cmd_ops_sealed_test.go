@@ -227,6 +227,14 @@ func TestSealedOpsEmbedded(t *testing.T) {
 		t.Fatalf("a BLS change moved the state: %+v", st[pa[0]])
 	}
 
+	// Top-up of an exported key (before its exit): a verified deposit file.
+	topup := filepath.Join(dir, "topup", "deposit_data-topup.json")
+	mustRun(t, "top-up", "--pubkey", pa[0], "--amount-gwei", "1000000000", "--out", topup, "--db", db)
+	tb, _ := os.ReadFile(topup)
+	if deps, errs := depositdata.VerifyFile(tb, &hoodi); len(errs) != 0 || len(deps) != 1 || deps[0].Pubkey != pa[0] || deps[0].Amount != 1e9 {
+		t.Fatalf("top-up file: %v %s", errs, tb)
+	}
+
 	// Exits: typed indices, then an indices file; the keys become exit-signed.
 	out = filepath.Join(dir, "exit-a")
 	mustRun(t, "exit", "--request-id", "so-a", "--validator-index", "100", "--validator-index", "101", "--epoch", "5", "--out", out, "--db", db)
@@ -249,14 +257,6 @@ func TestSealedOpsEmbedded(t *testing.T) {
 		t.Fatal("the same exit signed twice differs")
 	}
 
-	// Top-up of an exported key: a verified deposit file.
-	topup := filepath.Join(dir, "topup", "deposit_data-topup.json")
-	mustRun(t, "top-up", "--pubkey", pa[0], "--amount-gwei", "1000000000", "--out", topup, "--db", db)
-	tb, _ := os.ReadFile(topup)
-	if deps, errs := depositdata.VerifyFile(tb, &hoodi); len(errs) != 0 || len(deps) != 1 || deps[0].Pubkey != pa[0] || deps[0].Amount != 1e9 {
-		t.Fatalf("top-up file: %v %s", errs, tb)
-	}
-
 	// Refusals: one line, the right exit code, no file.
 	c := generateJSON(t, "--count", "2", "--chain", "hoodi", "--withdrawal-address", testAddress, "--db", db, "--out", dir,
 		"--secret-format", "raw", "--request-id", "so-c")
@@ -273,6 +273,8 @@ func TestSealedOpsEmbedded(t *testing.T) {
 	refused(t, bad, 1, "retired", exitArgs("--pubkey", pa[1], "--validator-index", "101")...)
 	refused(t, bad, 1, "retired", blsArgs("--pubkey", pa[1], "--validator-index", "101")...)
 	refused(t, bad, 1, "retired", "top-up", "--pubkey", pa[1], "--amount-gwei", "1000000000", "--out", filepath.Join(bad, "t.json"), "--db", db)
+	refused(t, bad, 1, "exit-signed", "top-up", "--pubkey", pb[0], "--amount-gwei", "1000000000", "--out", filepath.Join(bad, "t.json"), "--db", db)
+	refused(t, bad, 1, "never exported", "top-up", "--pubkey", never, "--amount-gwei", "1000000000", "--out", filepath.Join(bad, "t.json"), "--db", db)
 	refused(t, bad, 1, "retired", exitArgs("--request-id", "so-a", "--validator-index", "100,101")...)
 	refused(t, bad, 1, "never exported", exitArgs("--pubkey", never, "--validator-index", "300")...)
 	refused(t, bad, 1, "never exported", blsArgs("--pubkey", never, "--validator-index", "300")...)
@@ -294,6 +296,7 @@ func TestSealedOpsEmbedded(t *testing.T) {
 	}
 	sdb.Close()
 	refused(t, bad, 1, "authenticator", exitArgs("--pubkey", pc[0], "--validator-index", "400")...)
+	refused(t, bad, 1, "authenticator", "top-up", "--pubkey", pc[0], "--amount-gwei", "1000000000", "--out", filepath.Join(bad, "t.json"), "--db", db)
 	if st := listJSON(t, dbArgs...); st[pc[0]].Status != "forged" || st[never].Status != "generated" || st[pa[1]].Status != "retired" {
 		t.Fatalf("states after refusals: %+v %+v %+v", st[pc[0]], st[never], st[pa[1]])
 	}
@@ -553,7 +556,11 @@ func sealedOpsBadInputCases(w *badInputWorld) []struct {
 		{"bls-change/both mnemonic openers", bls("--pubkey", pk, "--validator-index", "1", "--mnemonic-kms", "--mnemonic-identity-file", "x"), "not both"},
 		{"top-up/amount below 1 ETH", topUp("--pubkey", pk, "--amount-gwei", "999999999", "--out", filepath.Join(out, "t.json")), "amount"},
 		{"top-up/no pubkey", topUp("--amount-gwei", "1000000000", "--out", filepath.Join(out, "t.json")), "--pubkey"},
-		{"top-up/existing file", topUp("--pubkey", pk, "--amount-gwei", "1000000000", "--out", filepath.Join(w.dir, "existing-deposits.json")), "never replaced"},
+		{"top-up/existing file", topUp("--pubkey", pk, "--amount-gwei", "1000000000", "--out", filepath.Join(w.dir, "existing-deposits.json")), "other content"},
+		{"top-up/no amount", topUp("--pubkey", pk, "--out", filepath.Join(out, "t.json")), "--amount-gwei"},
+		{"top-up/33 ETH on 0x00", topUp("--pubkey", pk, "--amount-gwei", "33000000000", "--out", filepath.Join(out, "t.json")), "amount"},
+		{"top-up/unknown request id", topUp("--request-id", "nope", "--out", filepath.Join(out, "t.json")), "no top-up topup-nope"},
+		{"top-up/out is a directory", topUp("--pubkey", pk, "--amount-gwei", "1000000000", "--out", w.dir), "is a directory"},
 	}
 }
 
@@ -624,4 +631,166 @@ func TestSealedExitLedgerFirst(t *testing.T) {
 	mustRun(t, "exit", "--pubkey", pk, "--validator-index", "900", "--out", out2, "--db", db)
 	var o cliOutputs
 	checkExitFiles(t, &o, out2, map[uint64]string{900: pk}, 0, depositdata.Hoodi)
+}
+
+// topUpResult is top-up --json.
+type topUpResult struct {
+	DepositData string `json:"deposit_data"`
+	Count       int    `json:"count"`
+	AmountGwei  uint64 `json:"amount_gwei"`
+	ExportID    string `json:"export_id"`
+	Resumed     bool   `json:"resumed"`
+	Written     bool   `json:"written"`
+}
+
+func topUpJSON(t *testing.T, args ...string) (topUpResult, result) {
+	t.Helper()
+	r := mustRun(t, append([]string{"top-up", "--json"}, args...)...)
+	var res topUpResult
+	if err := json.Unmarshal([]byte(r.stdout), &res); err != nil {
+		t.Fatalf("top-up --json: %v: %s", err, r.stdout)
+	}
+	return res, r
+}
+
+// TestSealedTopUpOnce: a top-up goes through an export: the same command
+// twice is one top-up (the same bytes, a FILE holding them left alone, one
+// export in list --exports); a new --request-id is a second top-up of the
+// same keys; the same --request-id with another amount is refused; the
+// file of a top-up is not written by export-deposits; every pubkey is in
+// one file per top-up id, whatever the runs.
+func TestSealedTopUpOnce(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("ETHKEYGEN_HOME", filepath.Join(dir, "home"))
+	db := filepath.Join(dir, "ethkeygen.db")
+	g := generateJSON(t, "--count", "3", "--chain", "hoodi", "--bls-withdrawal", "--db", db, "--out", dir,
+		"--secret-format", "raw", "--request-id", "tu")
+	mustRun(t, "export-deposits", "--request-id", "tu", "--bls-withdrawal", "--db", db, "--out", filepath.Join(dir, "exp"))
+	pks := pubkeysOf(g)
+	recs := listJSON(t, "--db", db)
+	files := filepath.Join(dir, "topups")
+	args := func(out string, kv ...string) []string {
+		return append([]string{"--pubkey", pks[1], "--pubkey", "0x" + pks[0], "--amount-gwei", "2000000000", "--out", filepath.Join(files, out), "--db", db}, kv...)
+	}
+
+	first, _ := topUpJSON(t, args("a.json")...)
+	if first.Resumed || !first.Written || first.Count != 2 || first.AmountGwei != 2e9 || !strings.HasPrefix(first.ExportID, "topup-") {
+		t.Fatalf("first top-up: %+v", first)
+	}
+	fb, _ := os.ReadFile(first.DepositData)
+	deps, errs := depositdata.VerifyFile(fb, &depositdata.Hoodi)
+	if len(errs) != 0 || len(deps) != 2 {
+		t.Fatalf("top-up file: %v %s", errs, fb)
+	}
+	for i, pk := range []string{pks[1], pks[0]} {
+		if deps[i].Pubkey != pk || deps[i].Amount != 2e9 || deps[i].WithdrawalCredentials != recs[pk].WithdrawalCredentials {
+			t.Fatalf("entry %d: %+v", i, deps[i])
+		}
+	}
+	// The same command again: the file is there with its bytes.
+	st, _ := os.Stat(first.DepositData)
+	again, r := topUpJSON(t, args("a.json")...)
+	st2, _ := os.Stat(first.DepositData)
+	if again.Written || !again.Resumed || again.ExportID != first.ExportID || !st.ModTime().Equal(st2.ModTime()) {
+		t.Fatalf("the same top-up again: %+v (mtime %v -> %v)", again, st.ModTime(), st2.ModTime())
+	}
+	r = mustRun(t, append([]string{"top-up"}, args("a.json")...)...)
+	if !strings.Contains(r.stderr, "written before") || !strings.Contains(r.stderr, "--request-id") {
+		t.Fatalf("the same top-up again says: %s", r.stderr)
+	}
+	// Elsewhere: the same bytes, and it says so.
+	r = mustRun(t, append([]string{"top-up"}, args("b.json")...)...)
+	if !strings.Contains(r.stderr, "made before") || !strings.Contains(r.stderr, "not a second top-up") {
+		t.Fatalf("the same top-up elsewhere says: %s", r.stderr)
+	}
+	if bb, _ := os.ReadFile(filepath.Join(files, "b.json")); string(bb) != string(fb) {
+		t.Fatal("the same top-up wrote other bytes")
+	}
+	// A second intended top-up: a new --request-id, then by that id alone.
+	second, _ := topUpJSON(t, args("c.json", "--request-id", "second")...)
+	if second.ExportID != "topup-second" || second.Resumed || !second.Written {
+		t.Fatalf("second top-up: %+v", second)
+	}
+	byID, _ := topUpJSON(t, "--request-id", "second", "--out", filepath.Join(files, "d.json"), "--db", db)
+	if byID.ExportID != "topup-second" || !byID.Resumed || byID.Count != 2 {
+		t.Fatalf("top-up by request id: %+v", byID)
+	}
+	// Refusals: one line, nothing written.
+	bad := filepath.Join(dir, "refused")
+	refused(t, bad, 2, "new request id", append([]string{"top-up"}, args("x.json", "--request-id", "second", "--amount-gwei", "3000000000")...)...)
+	refused(t, bad, 2, "new request id", "top-up", "--request-id", "second", "--pubkey", pks[2], "--amount-gwei", "2000000000", "--out", filepath.Join(bad, "x.json"), "--db", db)
+	if err := os.MkdirAll(bad, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, bad, "other.json", "[]")
+	r = runCLI(t, append([]string{"top-up"}, args("../refused/other.json")...)...)
+	if r.code != 1 || !strings.Contains(r.stderr, "other content") {
+		t.Fatalf("top-up over another file: %+v", r)
+	}
+	if b, _ := os.ReadFile(filepath.Join(bad, "other.json")); string(b) != "[]" {
+		t.Fatal("a file of other content was replaced")
+	}
+	os.Remove(filepath.Join(bad, "other.json"))
+	refused(t, bad, 2, "top-up --request-id second", "export-deposits", "--export-id", "topup-second", "--bls-withdrawal", "--out", bad, "--db", db)
+
+	// list --exports: the export of the generated deposits and two top-ups.
+	r = mustRun(t, "list", "--exports", "--json", "--db", db)
+	kinds := map[string]string{}
+	for _, l := range strings.Split(strings.TrimSpace(r.stdout), "\n") {
+		var x struct {
+			ID       string `json:"export_id"`
+			Kind     string `json:"kind"`
+			State    string `json:"state"`
+			Deposits int    `json:"deposits"`
+			TopUp    uint64 `json:"top_up_gwei"`
+		}
+		if err := json.Unmarshal([]byte(l), &x); err != nil {
+			t.Fatal(err)
+		}
+		kinds[x.ID] = x.Kind
+		if x.Kind == "top-up" && (x.TopUp != 2e9 || x.Deposits != 2 || x.State != "sealed") {
+			t.Errorf("list --exports: %s", l)
+		}
+	}
+	if len(kinds) != 3 || kinds["req-tu"] != "deposits" || kinds[first.ExportID] != "top-up" || kinds["topup-second"] != "top-up" {
+		t.Fatalf("list --exports: %s", r.stdout)
+	}
+	r = mustRun(t, "list", "--exports", "--db", db)
+	if !strings.Contains(r.stdout, "2 top-up deposits of 2000000000 gwei") || !strings.Contains(r.stdout, "top-up --request-id second") {
+		t.Fatalf("list --exports: %s", r.stdout)
+	}
+
+	// Campaign-style count: every pubkey once per top-up id across the
+	// files written.
+	perID := map[string]map[string]int{}
+	ids := map[string]string{"a.json": first.ExportID, "b.json": first.ExportID, "c.json": "topup-second", "d.json": "topup-second"}
+	for name, id := range ids {
+		b, err := os.ReadFile(filepath.Join(files, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		deps, errs := depositdata.VerifyFile(b, &depositdata.Hoodi)
+		if len(errs) != 0 {
+			t.Fatal(errs)
+		}
+		if perID[id] == nil {
+			perID[id] = map[string]int{}
+		}
+		for _, d := range deps {
+			perID[id][d.Pubkey]++
+		}
+	}
+	entries, _ := os.ReadDir(files)
+	if len(entries) != len(ids) {
+		t.Fatalf("%d files written, want %d", len(entries), len(ids))
+	}
+	for id, count := range perID {
+		// Two files per id: each holds each key once, with the same bytes.
+		if len(count) != 2 || count[pks[0]] != 2 || count[pks[1]] != 2 {
+			t.Errorf("top-up %s: pubkey counts %v", id, count)
+		}
+	}
+	// An exit-signed key is topped up no more, not even by its earlier top-up.
+	mustRun(t, "exit", "--pubkey", pks[0], "--validator-index", "7", "--out", filepath.Join(dir, "exits"), "--db", db)
+	refused(t, bad, 1, "exit-signed", "top-up", "--request-id", "second", "--out", filepath.Join(bad, "y.json"), "--db", db)
 }

@@ -79,7 +79,9 @@
 //	pk = "key#<pubkey>"                       kind key: pubkey, export_id, state, signer, version (N), updated_at, by, note, interchange (B)
 //	pk = "export#<id>"                        kind export, the header: id, created_at, network, withdrawal_credentials,
 //	                                          claims (N), sealed (BOOL), by, candidate_count, candidate_chunks,
-//	                                          candidates_sha256, member_count, member_chunks, members_sha256
+//	                                          candidates_sha256, member_count, member_chunks, members_sha256;
+//	                                          a top-up export adds top_up_gwei (N; absent: 0, the members'
+//	                                          generated deposits) and may lack withdrawal_credentials
 //	pk = "export#<id>#c#<sha256>#<n>"         kind candidates: chunk n of the candidates
 //	pk = "export#<id>#m#<sha256>#<n>"         kind members: chunk n of the members
 //	pk = "pin#<name>"                         kind pin: name, value

@@ -222,7 +222,16 @@ func decodeHeader(item map[string]types.AttributeValue) (*header, error) {
 	h.e.ID = d.s("id", true)
 	h.e.CreatedAt = d.time("created_at")
 	h.e.Network = d.s("network", true)
-	h.e.WithdrawalCredentials = d.s("withdrawal_credentials", true)
+	if _, ok := item["top_up_gwei"]; ok {
+		// A top-up export; absent on every other (and on exports written
+		// before top-ups existed): 0.
+		if v := d.n64("top_up_gwei"); d.err == nil && v <= 0 {
+			d.fail("top_up_gwei", "is not positive")
+		} else {
+			h.e.TopUpGwei = uint64(v)
+		}
+	}
+	h.e.WithdrawalCredentials = d.s("withdrawal_credentials", h.e.TopUpGwei == 0)
 	h.e.Claims = d.n("claims")
 	h.e.Sealed = d.bool("sealed")
 	h.e.By = d.s("by", false)
@@ -319,23 +328,28 @@ func (l *Ledger) CreateExport(ctx context.Context, e *store.Export) (*store.Expo
 	}
 	created := e.CreatedAt.UTC().Truncate(time.Millisecond)
 	item := map[string]types.AttributeValue{
-		AttrPK:                   s(exportKey(e.ID)),
-		AttrKind:                 s(kindExport),
-		"id":                     s(e.ID),
-		"created_at":             s(store.FormatTime(created)),
-		"network":                s(e.Network),
-		"withdrawal_credentials": s(e.WithdrawalCredentials),
-		"claims":                 n(0),
-		"sealed":                 &types.AttributeValueMemberBOOL{Value: false},
-		"candidate_count":        n(int64(len(e.Candidates))),
-		"candidate_chunks":       n(int64(numChunks(len(e.Candidates)))),
-		"candidates_sha256":      s(digest),
-		"member_count":           n(0),
-		"member_chunks":          n(0),
-		"v":                      n(1),
+		AttrPK:              s(exportKey(e.ID)),
+		AttrKind:            s(kindExport),
+		"id":                s(e.ID),
+		"created_at":        s(store.FormatTime(created)),
+		"network":           s(e.Network),
+		"claims":            n(0),
+		"sealed":            &types.AttributeValueMemberBOOL{Value: false},
+		"candidate_count":   n(int64(len(e.Candidates))),
+		"candidate_chunks":  n(int64(numChunks(len(e.Candidates)))),
+		"candidates_sha256": s(digest),
+		"member_count":      n(0),
+		"member_chunks":     n(0),
+		"v":                 n(1),
 	}
 	if e.By != "" {
 		item["by"] = s(e.By)
+	}
+	if e.WithdrawalCredentials != "" { // empty only on a top-up export
+		item["withdrawal_credentials"] = s(e.WithdrawalCredentials)
+	}
+	if e.TopUp() {
+		item["top_up_gwei"] = n(int64(e.TopUpGwei))
 	}
 	_, err = l.client.PutItem(ctx, &dynamodb.PutItemInput{
 		TableName:                           aws.String(l.table),
@@ -460,7 +474,8 @@ func (l *Ledger) Exports(ctx context.Context) iter.Seq2[*store.Export, error] {
 // ClaimForExport implements store.Ledger. Each batch of up to ClaimBatch keys
 // is one TransactWriteItems: a Put of key#<pubkey> per key, conditioned on
 // attribute_not_exists(pk), and an Update of the export header, ADD claims
-// :n, conditioned on the header existing and not being sealed. When the
+// :n, conditioned on the header existing, not being sealed and not being a
+// top-up export (ErrInvalid). When the
 // transaction is cancelled, the keys whose condition failed (claimed
 // already) are dropped and the rest retried; a failed header condition is
 // ErrConflict (sealed) or ErrNotFound. After an error, the keys claimed by
@@ -488,11 +503,17 @@ func (l *Ledger) ClaimForExport(ctx context.Context, exportID string, pubkeys []
 			return nil, err
 		case h == nil:
 			return nil, fmt.Errorf("%w: export %s", store.ErrNotFound, exportID)
+		case h.e.TopUp():
+			return nil, errTopUpClaim(exportID)
 		case h.e.Sealed:
 			return nil, fmt.Errorf("%w: export %s is sealed", store.ErrConflict, exportID)
 		}
 	}
 	return claimed, nil
+}
+
+func errTopUpClaim(id string) error {
+	return fmt.Errorf("%w: export %s is a top-up export: it claims no keys", store.ErrInvalid, id)
 }
 
 func (l *Ledger) claimBatch(ctx context.Context, exportID string, batch []string, updated, by string) ([]string, error) {
@@ -523,8 +544,8 @@ func (l *Ledger) claimBatch(ctx context.Context, exportID string, batch []string
 			TableName:                aws.String(l.table),
 			Key:                      keyOf(exportKey(exportID)),
 			UpdateExpression:         aws.String("ADD #claims :n"),
-			ConditionExpression:      aws.String("attribute_exists(#pk) AND #sealed = :false"),
-			ExpressionAttributeNames: map[string]string{"#pk": AttrPK, "#claims": "claims", "#sealed": "sealed"},
+			ConditionExpression:      aws.String("attribute_exists(#pk) AND #sealed = :false AND attribute_not_exists(#topup)"),
+			ExpressionAttributeNames: map[string]string{"#pk": AttrPK, "#claims": "claims", "#sealed": "sealed", "#topup": "top_up_gwei"},
 			ExpressionAttributeValues: map[string]types.AttributeValue{
 				":n":     n(int64(len(batch))),
 				":false": &types.AttributeValueMemberBOOL{Value: false},
@@ -547,6 +568,9 @@ func (l *Ledger) claimBatch(ctx context.Context, exportID string, batch []string
 		if h := reasons[len(batch)]; aws.ToString(h.Code) == "ConditionalCheckFailed" {
 			if len(h.Item) == 0 {
 				return nil, fmt.Errorf("%w: export %s", store.ErrNotFound, exportID)
+			}
+			if _, ok := h.Item["top_up_gwei"]; ok {
+				return nil, errTopUpClaim(exportID)
 			}
 			return nil, fmt.Errorf("%w: export %s is sealed", store.ErrConflict, exportID)
 		}

@@ -156,6 +156,24 @@ func TestLedgerItems(t *testing.T) {
 	if p := get("pin#recipient"); p["value"] == nil || p["kind"] == nil {
 		t.Errorf("pin item = %v", p)
 	}
+	// An export of generated deposits has no top_up_gwei (absent: 0); a
+	// top-up export has it as N, and no withdrawal_credentials when it
+	// states none.
+	if h["top_up_gwei"] != nil {
+		t.Errorf("export header has top_up_gwei %v", h["top_up_gwei"])
+	}
+	tu := storetest.NewExport(t, cands[:2])
+	tu.TopUpGwei, tu.WithdrawalCredentials = 2_000_000_000, ""
+	if _, err := l.CreateExport(t.Context(), tu); err != nil {
+		t.Fatal(err)
+	}
+	th := get("export#" + tu.ID)
+	if v, ok := th["top_up_gwei"].(*types.AttributeValueMemberN); !ok || v.Value != "2000000000" {
+		t.Errorf("top-up header top_up_gwei = %v, want N 2000000000", th["top_up_gwei"])
+	}
+	if th["withdrawal_credentials"] != nil {
+		t.Errorf("top-up header withdrawal_credentials = %v, want none", th["withdrawal_credentials"])
+	}
 }
 
 // TestLedgerDamage: a chunk changed behind the ledger's back is detected.

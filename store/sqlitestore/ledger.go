@@ -19,8 +19,9 @@ import (
 // a ledger file is never taken for a records file or the other way round.
 const ledgerAppID int32 = 0x45544b4c
 
-// ledgerVersion is the PRAGMA user_version of the ledger schema.
-const ledgerVersion = 1
+// ledgerVersion is the PRAGMA user_version of the ledger schema. Version 1
+// files are migrated to version 2 by OpenLedger (ledgerMigrateV1).
+const ledgerVersion = 2
 
 const ledgerSchemaV1 = `
 CREATE TABLE keys (
@@ -69,6 +70,13 @@ CREATE TABLE pins (
 ) STRICT, WITHOUT ROWID;
 `
 
+// ledgerMigrateV1 makes a version 1 ledger (or the freshly created version 1
+// schema) version 2: exports gain top_up_gwei, 0 for every existing export
+// (each holds its members' generated deposits).
+const ledgerMigrateV1 = `
+ALTER TABLE exports ADD COLUMN top_up_gwei INTEGER NOT NULL DEFAULT 0 CHECK (top_up_gwei >= 0);
+`
+
 const keyColumns = `pubkey, export_id, state, signer, version, updated_at, changed_by, note, interchange`
 
 // chunkPubkeys is how many pubkeys one row of export_candidates or
@@ -102,8 +110,9 @@ const LedgerSuffix = ".ledger"
 func LedgerPath(path string) string { return path + LedgerSuffix }
 
 // OpenLedger opens the ledger file at path, creating it (mode 0600) and its
-// schema if needed. It refuses a file that is not a ledger (a records file,
-// a foreign database) and one of a newer ledger schema. The options are
+// schema if needed, and migrates a version 1 ledger (adding top-up exports).
+// It refuses a file that is not a ledger (a records file, a foreign
+// database) and one of a newer ledger schema. The options are
 // those of Open; WithPageSize sets how many rows Exports and Keys read per
 // statement.
 func OpenLedger(ctx context.Context, path string, opts ...Option) (*Ledger, error) {
@@ -159,6 +168,17 @@ func (l *Ledger) migrate(ctx context.Context) error {
 			return nil
 		case v > ledgerVersion:
 			return fmt.Errorf("store: %s: ledger schema version %d is newer than this build supports (%d)", l.path, v, ledgerVersion)
+		case v == 1:
+			if _, err := tx.ExecContext(ctx, ledgerMigrateV1); err != nil {
+				return l.wrap("migrate ledger schema 1 to 2", err)
+			}
+			if _, err := tx.ExecContext(ctx, "PRAGMA user_version = "+strconv.Itoa(ledgerVersion)); err != nil {
+				return l.wrap("migrate ledger schema 1 to 2", err)
+			}
+			if err := tx.Commit(); err != nil {
+				return l.wrap("migrate ledger schema 1 to 2", err)
+			}
+			return nil
 		default:
 			return fmt.Errorf("store: %s: unknown ledger schema version %d", l.path, v)
 		}
@@ -170,7 +190,7 @@ func (l *Ledger) migrate(ctx context.Context) error {
 	if app != 0 || v != 0 || n != 0 {
 		return fmt.Errorf("store: %s: not an ethkeygen ledger (application_id %#x, user_version %d, %d schema objects)", l.path, app, v, n)
 	}
-	if _, err := tx.ExecContext(ctx, ledgerSchemaV1); err != nil {
+	if _, err := tx.ExecContext(ctx, ledgerSchemaV1+ledgerMigrateV1); err != nil {
 		return l.wrap("create ledger schema", err)
 	}
 	if _, err := tx.ExecContext(ctx, "PRAGMA application_id = "+strconv.Itoa(int(ledgerAppID))); err != nil {
@@ -258,8 +278,8 @@ func (l *Ledger) CreateExport(ctx context.Context, e *store.Export) (*store.Expo
 		return nil, l.wrapRead("create export", err)
 	}
 	_, err = tx.ExecContext(ctx, `INSERT INTO exports (id, created_at, network, withdrawal_credentials, claims, sealed, created_by,
-		candidate_count, member_count) VALUES (?, ?, ?, ?, 0, 0, ?, ?, 0)`,
-		e.ID, store.FormatTime(e.CreatedAt), e.Network, e.WithdrawalCredentials, e.By, len(e.Candidates))
+		candidate_count, member_count, top_up_gwei) VALUES (?, ?, ?, ?, 0, 0, ?, ?, 0, ?)`,
+		e.ID, store.FormatTime(e.CreatedAt), e.Network, e.WithdrawalCredentials, e.By, len(e.Candidates), int64(e.TopUpGwei))
 	if err != nil {
 		return nil, l.wrap("create export", err)
 	}
@@ -304,10 +324,11 @@ func readExport(ctx context.Context, q querier, id string) (*store.Export, error
 		created          string
 		sealed           int
 		nCands, nMembers int
+		topUp            int64
 	)
 	err := q.QueryRowContext(ctx, `SELECT id, created_at, network, withdrawal_credentials, claims, sealed, created_by,
-		candidate_count, member_count FROM exports WHERE id = ?`, id).
-		Scan(&e.ID, &created, &e.Network, &e.WithdrawalCredentials, &e.Claims, &sealed, &e.By, &nCands, &nMembers)
+		candidate_count, member_count, top_up_gwei FROM exports WHERE id = ?`, id).
+		Scan(&e.ID, &created, &e.Network, &e.WithdrawalCredentials, &e.Claims, &sealed, &e.By, &nCands, &nMembers, &topUp)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("%w: export %s", store.ErrNotFound, id)
 	}
@@ -318,6 +339,10 @@ func readExport(ctx context.Context, q querier, id string) (*store.Export, error
 		return nil, fmt.Errorf("%w: export %s: bad created_at %q: %v", errDamaged, id, created, err)
 	}
 	e.Sealed = sealed == 1
+	if topUp < 0 {
+		return nil, fmt.Errorf("%w: export %s: negative top_up_gwei %d", errDamaged, id, topUp)
+	}
+	e.TopUpGwei = uint64(topUp)
 	if e.Candidates, err = readList(ctx, q, "export_candidates", id, nCands); err != nil {
 		return nil, err
 	}
@@ -441,13 +466,18 @@ func (l *Ledger) ClaimForExport(ctx context.Context, exportID string, pubkeys []
 		return nil, l.wrap("claim for export", err)
 	}
 	defer tx.Rollback()
-	var sealed int
-	err = tx.QueryRowContext(ctx, `SELECT sealed FROM exports WHERE id = ?`, exportID).Scan(&sealed)
+	var (
+		sealed int
+		topUp  int64
+	)
+	err = tx.QueryRowContext(ctx, `SELECT sealed, top_up_gwei FROM exports WHERE id = ?`, exportID).Scan(&sealed, &topUp)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return nil, fmt.Errorf("%w: export %s", store.ErrNotFound, exportID)
 	case err != nil:
 		return nil, l.wrap("claim for export", err)
+	case topUp != 0:
+		return nil, fmt.Errorf("%w: export %s is a top-up export: it claims no keys", store.ErrInvalid, exportID)
 	case sealed != 0:
 		return nil, fmt.Errorf("%w: export %s is sealed", store.ErrConflict, exportID)
 	}

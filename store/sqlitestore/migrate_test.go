@@ -1,10 +1,12 @@
 package sqlitestore
 
 import (
+	"encoding/hex"
 	"encoding/json"
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -244,4 +246,69 @@ func jsonSame(t *testing.T, a, b []byte) bool {
 		return false
 	}
 	return reflect.DeepEqual(x, y)
+}
+
+// TestMigrateLedgerV1 builds a version 1 ledger from ledgerSchemaV1 (the
+// SQL the version 1 code ran) holding a sealed export and its key, opens
+// it, and checks that it is now version 2, that the export and key read
+// back as written (an export of generated deposits: TopUpGwei 0), that a
+// top-up export can be stored, and that reopening changes nothing.
+func TestMigrateLedgerV1(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ethkeygen.db.ledger")
+	o, err := buildOptions(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := openDB(path, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pk := storetest.Pubkey(t)
+	raw, _ := hex.DecodeString(pk)
+	wc := "01" + strings.Repeat("0", 22) + "8943545177806ed17b9f23f0a21ee5948ecaa776"
+	created := time.Date(2026, 1, 2, 3, 4, 5, 6e6, time.UTC)
+	if _, err := db.Exec(ledgerSchemaV1 + "PRAGMA application_id = " + strconv.Itoa(int(ledgerAppID)) + "; PRAGMA user_version = 1;"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`INSERT INTO exports (id, created_at, network, withdrawal_credentials, claims, sealed, created_by,
+		candidate_count, member_count) VALUES ('exp-v1', ?, 'hoodi', ?, 1, 1, 'v1@host', 1, 1)`, store.FormatTime(created), wc); err != nil {
+		t.Fatal(err)
+	}
+	for _, table := range []string{"export_candidates", "export_members"} {
+		if _, err := db.Exec(`INSERT INTO `+table+` (export_id, chunk, pubkeys) VALUES ('exp-v1', 0, ?)`, raw); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := db.Exec(`INSERT INTO keys (`+keyColumns+`) VALUES (?, 'exp-v1', 'exported', '', 1, ?, 'v1@host', '', NULL)`,
+		pk, store.FormatTime(created)); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+
+	want := &store.Export{ID: "exp-v1", CreatedAt: created, Network: "hoodi", WithdrawalCredentials: wc,
+		Candidates: []string{pk}, Claims: 1, Sealed: true, Members: []string{pk}, By: "v1@host"}
+	check := func(l *Ledger) {
+		t.Helper()
+		got, err := l.GetExport(t.Context(), "exp-v1")
+		if err != nil || !reflect.DeepEqual(got, want) {
+			t.Fatalf("export of the v1 ledger: %+v, %v; want %+v", got, err, want)
+		}
+		if ks, err := l.GetKey(t.Context(), pk); err != nil || ks.ExportID != "exp-v1" || ks.State != store.StatusExported {
+			t.Fatalf("key of the v1 ledger: %+v, %v", ks, err)
+		}
+	}
+	l := openLedger(t, path)
+	check(l)
+	tu := storetest.NewTopUpExport(t, []string{pk}, 5_000_000_000)
+	if _, err := l.CreateExport(t.Context(), tu); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := l.GetExport(t.Context(), tu.ID); err != nil || got.TopUpGwei != 5_000_000_000 {
+		t.Fatalf("top-up export in the migrated ledger: %+v, %v", got, err)
+	}
+	l.Close()
+	if v := userVersion(t, path); v != ledgerVersion || ledgerVersion != 2 {
+		t.Errorf("ledger user_version after OpenLedger = %d, want %d (2)", v, ledgerVersion)
+	}
+	check(openLedger(t, path))
 }

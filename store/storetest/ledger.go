@@ -30,6 +30,8 @@ func RunLedger(t *testing.T, newLedger func(t *testing.T) store.Ledger) {
 		{"Claim", testClaim},
 		{"ClaimInvalid", testClaimInvalid},
 		{"Seal", testSeal},
+		{"TopUpExport", testTopUpExport},
+		{"RaceTopUpExport", testRaceTopUpExport},
 		{"PutKey", testPutKey},
 		{"PutKeyInvalid", testPutKeyInvalid},
 		{"Keys", testKeys},
@@ -113,8 +115,8 @@ func short(e *store.Export) string {
 		}
 		return fmt.Sprint(l)
 	}
-	return fmt.Sprintf("{ID:%s CreatedAt:%v Network:%s WC:%s Candidates:%s Claims:%d Sealed:%v Members:%s By:%s}",
-		c.ID, c.CreatedAt, c.Network, c.WithdrawalCredentials, f(c.Candidates), c.Claims, c.Sealed, f(c.Members), c.By)
+	return fmt.Sprintf("{ID:%s CreatedAt:%v Network:%s WC:%s Candidates:%s Claims:%d Sealed:%v Members:%s By:%s TopUpGwei:%d}",
+		c.ID, c.CreatedAt, c.Network, c.WithdrawalCredentials, f(c.Candidates), c.Claims, c.Sealed, f(c.Members), c.By, c.TopUpGwei)
 }
 
 func mustCreate(t *testing.T, l store.Ledger, e *store.Export) {
@@ -213,6 +215,10 @@ func testCreateExportInvalid(t *testing.T, l store.Ledger) {
 		"sealed":           func(e *store.Export) { e.Sealed = true },
 		"sealed, members":  func(e *store.Export) { e.Sealed = true; e.Members = e.Candidates[:1] },
 		"members":          func(e *store.Export) { e.Members = e.Candidates[:1] },
+		"empty wc":         func(e *store.Export) { e.WithdrawalCredentials = "" },
+		"top-up too large": func(e *store.Export) { e.TopUpGwei = store.MaxTopUpGwei + 1 },
+		"top-up, bad wc":   func(e *store.Export) { e.TopUpGwei = 1e9; e.WithdrawalCredentials = "0x" },
+		"top-up, claims":   func(e *store.Export) { e.TopUpGwei = 1e9; e.Claims = 1 },
 	}
 	for name, m := range mutate {
 		e := NewExport(t, Pubkeys(t, 3))
@@ -519,6 +525,152 @@ func testSeal(t *testing.T, l store.Ledger) {
 	}
 	empty.Sealed = true
 	checkExport(t, "sealed with no members", mustGetExport(t, l, empty.ID), empty)
+}
+
+// NewTopUpExport returns a new top-up export of candidates (TopUpGwei set,
+// no stated withdrawal credentials).
+func NewTopUpExport(t testing.TB, candidates []string, gwei uint64) *store.Export {
+	e := NewExport(t, candidates)
+	e.ID = "topup-" + e.ID
+	e.WithdrawalCredentials, e.TopUpGwei = "", gwei
+	return e
+}
+
+// testTopUpExport: a top-up export keeps its amount, claims nothing
+// (ClaimForExport is refused with ErrInvalid and writes nothing, for keys
+// free or held by another export), is sealed with claims 0, and leaves the
+// KeyStates of its members as they were; a key can be in several top-ups.
+func testTopUpExport(t *testing.T, l store.Ledger) {
+	keys := Pubkeys(t, 4)
+	// keys[0] and keys[1] are handed out by an ordinary export first.
+	dep := NewExport(t, keys[:2])
+	mustCreate(t, l, dep)
+	if got := mustClaim(t, l, dep.ID, keys[:2]); len(got) != 2 {
+		t.Fatalf("claimed %v", got)
+	}
+	if err := l.SealExport(ctx(t), dep.ID, keys[:2], 2); err != nil {
+		t.Fatal(err)
+	}
+	before := map[string]*store.KeyState{keys[0]: mustGetKey(t, l, keys[0]), keys[1]: mustGetKey(t, l, keys[1])}
+	checkExport(t, "ordinary export", mustGetExport(t, l, dep.ID), &store.Export{ID: dep.ID, CreatedAt: dep.CreatedAt,
+		Network: dep.Network, WithdrawalCredentials: dep.WithdrawalCredentials, Candidates: keys[:2], Claims: 2, Sealed: true,
+		Members: keys[:2], By: dep.By})
+
+	// Members in the operator's order, not sorted.
+	tu := NewTopUpExport(t, []string{keys[1], keys[0], keys[2]}, 1_000_000_000)
+	mustCreate(t, l, tu)
+	checkExport(t, "GetExport(top-up)", mustGetExport(t, l, tu.ID), tu)
+	for name, pks := range map[string][]string{"free key": keys[2:3], "claimed keys": keys[:2], "all": tu.Candidates} {
+		if got, err := l.ClaimForExport(ctx(t), tu.ID, pks, time.Now(), "x"); !errors.Is(err, store.ErrInvalid) || len(got) != 0 {
+			t.Errorf("ClaimForExport(top-up, %s) = %v, %v; want ErrInvalid", name, got, err)
+		}
+	}
+	if ks, err := l.GetKey(ctx(t), keys[2]); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("a refused top-up claim wrote key %s: %+v, %v", keys[2], ks, err)
+	}
+	checkExport(t, "after refused claims", mustGetExport(t, l, tu.ID), tu)
+	// Sealed with claims 0; a stale count conflicts.
+	if err := l.SealExport(ctx(t), tu.ID, tu.Candidates, 1); !errors.Is(err, store.ErrConflict) {
+		t.Errorf("SealExport(top-up, claims 1) = %v, want ErrConflict", err)
+	}
+	if err := l.SealExport(ctx(t), tu.ID, tu.Candidates, 0); err != nil {
+		t.Fatalf("SealExport(top-up): %v", err)
+	}
+	want := *tu
+	want.Sealed, want.Members = true, tu.Candidates
+	checkExport(t, "sealed top-up", mustGetExport(t, l, tu.ID), &want)
+	if err := l.SealExport(ctx(t), tu.ID, tu.Candidates, 0); !errors.Is(err, store.ErrConflict) {
+		t.Errorf("SealExport(top-up again) = %v, want ErrConflict", err)
+	}
+	if _, err := l.ClaimForExport(ctx(t), tu.ID, keys[3:], time.Now(), "x"); !errors.Is(err, store.ErrInvalid) {
+		t.Errorf("ClaimForExport(sealed top-up) = %v, want ErrInvalid", err)
+	}
+
+	// The same keys in a second top-up, with stated credentials and the
+	// largest amount the ledger holds.
+	tu2 := NewTopUpExport(t, keys[:2], store.MaxTopUpGwei)
+	tu2.WithdrawalCredentials = store.BLSTarget
+	mustCreate(t, l, tu2)
+	if err := l.SealExport(ctx(t), tu2.ID, keys[:2], 0); err != nil {
+		t.Fatal(err)
+	}
+	want2 := *tu2
+	want2.Sealed, want2.Members = true, keys[:2]
+	checkExport(t, "second top-up", mustGetExport(t, l, tu2.ID), &want2)
+	for pk, ks := range before {
+		checkKey(t, "key after top-ups", mustGetKey(t, l, pk), ks)
+	}
+	// Exports lists each with its amount.
+	amounts := map[string]uint64{}
+	for _, e := range collectExports(t, l) {
+		amounts[e.ID] = e.TopUpGwei
+	}
+	if amounts[dep.ID] != 0 || amounts[tu.ID] != tu.TopUpGwei || amounts[tu2.ID] != tu2.TopUpGwei || len(amounts) != 3 {
+		t.Errorf("Exports: amounts %v", amounts)
+	}
+}
+
+// testRaceTopUpExport: many creators of one top-up id, then many sealers:
+// one CreateExport and one SealExport win, the rest see ErrExists and
+// ErrConflict, and the stored export is the winner's.
+func testRaceTopUpExport(t *testing.T, l store.Ledger) {
+	const n = 8
+	keys := Pubkeys(t, 3)
+	id := NewTopUpExport(t, nil, 1).ID
+	errs := make([]error, n)
+	exps := make([]*store.Export, n)
+	for i := range exps {
+		exps[i] = NewTopUpExport(t, keys, uint64(1+i)*1_000_000_000)
+		exps[i].ID = id
+	}
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range exps {
+		wg.Go(func() {
+			<-start
+			_, errs[i] = l.CreateExport(ctx(t), exps[i])
+		})
+	}
+	close(start)
+	wg.Wait()
+	winner := -1
+	for i, err := range errs {
+		switch {
+		case err == nil && winner < 0:
+			winner = i
+		case err == nil:
+			t.Errorf("CreateExport %d and %d of one top-up id both succeeded", winner, i)
+		case !errors.Is(err, store.ErrExists):
+			t.Errorf("CreateExport %d: %v", i, err)
+		}
+	}
+	if winner < 0 {
+		t.Fatal("no CreateExport succeeded")
+	}
+	start = make(chan struct{})
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			errs[i] = l.SealExport(ctx(t), id, keys, 0)
+		})
+	}
+	close(start)
+	wg.Wait()
+	sealed := 0
+	for i, err := range errs {
+		switch {
+		case err == nil:
+			sealed++
+		case !errors.Is(err, store.ErrConflict):
+			t.Errorf("SealExport %d: %v", i, err)
+		}
+	}
+	if sealed != 1 {
+		t.Errorf("%d SealExports of one top-up succeeded, want 1", sealed)
+	}
+	want := *exps[winner]
+	want.Sealed, want.Members = true, keys
+	checkExport(t, "raced top-up", mustGetExport(t, l, id), &want)
 }
 
 func newKeyState(t testing.TB) *store.KeyState {

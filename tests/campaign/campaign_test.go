@@ -240,9 +240,13 @@ func complete(t *testing.T, b backend, backendArgs []string, out string, roots .
 		var e struct {
 			ID    string `json:"export_id"`
 			State string `json:"state"`
+			Kind  string `json:"kind"`
 		}
 		if err := json.Unmarshal([]byte(line), &e); err != nil {
 			t.Fatal(err)
+		}
+		if e.Kind == "top-up" {
+			continue // signed with the keys: top-up writes it (topup_test.go counts those)
 		}
 		// Writing every export again (sealed or not) must reproduce, never add.
 		rr := run(t, b, "", append([]string{"export-deposits", "--export-id", e.ID, "--out", out, "--withdrawal-address", operator}, storeArgs(backendArgs)...)...)
