@@ -162,7 +162,7 @@ func TestPureImportEachOther(t *testing.T) {
 		"keygen":          {},
 		"keygen/keystore": {"keygen", "internal/pyjson"},
 		"depositdata":     {"internal/pyjson", "internal/version"},
-		"ops":             {"depositdata", "internal/pyjson", "internal/version"},
+		"ops":             {"depositdata", "internal/pyjson", "internal/version", "keygen/keystore", "keygen"},
 	}
 	for name, ok := range allowed {
 		p := get(t, all, name)
