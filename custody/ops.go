@@ -7,8 +7,8 @@ import (
 	"fmt"
 	"slices"
 
-	"github.com/ethkeygen/ethkeygen/envelope"
 	"github.com/ethkeygen/ethkeygen/depositdata"
+	"github.com/ethkeygen/ethkeygen/envelope"
 	"github.com/ethkeygen/ethkeygen/keygen"
 	"github.com/ethkeygen/ethkeygen/provenance"
 	"github.com/ethkeygen/ethkeygen/store"
