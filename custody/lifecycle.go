@@ -813,13 +813,37 @@ func (c *Custodian) CheckSignable(ctx context.Context, pubkey string) (*store.Re
 	if err != nil {
 		return nil, nil, err
 	}
-	switch {
-	case ks != nil && ks.State == store.StatusRetired:
-		return nil, nil, fmt.Errorf("%w: 0x%s is retired", ErrState, pubkey)
-	case ks == nil && rec.Origin != OriginImported:
-		return nil, nil, fmt.Errorf("%w: 0x%s was never exported: it cannot be on chain", ErrState, pubkey)
+	if err := CheckSignableState(rec, ks); err != nil {
+		return nil, nil, err
 	}
 	return rec, ks, nil
+}
+
+// CheckSignableState is CheckSignable's rule on a record and its ledger
+// state (nil: none) already read and authenticated: protected compute
+// that is handed both (the enclave) asks it too.
+func CheckSignableState(rec *store.Record, ks *store.KeyState) error {
+	switch {
+	case ks != nil && ks.State == store.StatusRetired:
+		return fmt.Errorf("%w: 0x%s is retired", ErrState, rec.Pubkey)
+	case ks == nil && rec.Origin != OriginImported:
+		return fmt.Errorf("%w: 0x%s was never exported: it cannot be on chain", ErrState, rec.Pubkey)
+	}
+	return nil
+}
+
+// CheckExitRecorded is the rule for a signed exit leaving protected
+// compute that does not write the ledger itself (the enclave): the
+// ledger must already say exit-signed (MarkExitSigned, by the caller,
+// first).
+func CheckExitRecorded(rec *store.Record, ks *store.KeyState) error {
+	if err := CheckSignableState(rec, ks); err != nil {
+		return err
+	}
+	if ks == nil || ks.State != store.StatusExitSigned {
+		return fmt.Errorf("%w: 0x%s is not marked exit-signed: the ledger records the exit before it is signed", ErrState, rec.Pubkey)
+	}
+	return nil
 }
 
 // MarkExitSigned records that a voluntary exit was signed for pubkey. Call

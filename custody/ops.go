@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/ethkeygen/ethkeygen/depositdata"
 	"github.com/ethkeygen/ethkeygen/envelope"
 	"github.com/ethkeygen/ethkeygen/keygen"
+	"github.com/ethkeygen/ethkeygen/provenance"
 	"github.com/ethkeygen/ethkeygen/store"
 )
 
@@ -123,6 +125,13 @@ func (c *Custodian) SelectSignable(ctx context.Context, sel OpsSelection) ([]*st
 // Whether an operation may sign for rec is CheckSignable's question, asked
 // before this. Destroy the key when done.
 func (c *Custodian) OpenWithdrawalKey(ctx context.Context, secretOpener, mnemonicOpener envelope.Opener, rec *store.Record) (*keygen.SecretKey, error) {
+	return OpenWithdrawalKey(ctx, c.verifier, secretOpener, mnemonicOpener, rec)
+}
+
+// OpenWithdrawalKey is Custodian.OpenWithdrawalKey for protected compute
+// that holds the generator's verifier but no store (the enclave): the
+// record is authenticated with v.
+func OpenWithdrawalKey(ctx context.Context, v provenance.Verifier, secretOpener, mnemonicOpener envelope.Opener, rec *store.Record) (*keygen.SecretKey, error) {
 	var (
 		phrase *keygen.Bytes
 		index  uint32
@@ -132,7 +141,7 @@ func (c *Custodian) OpenWithdrawalKey(ctx context.Context, secretOpener, mnemoni
 		if mnemonicOpener == nil {
 			return nil, fmt.Errorf("%w: the mnemonic of %s is sealed under a separate key: give the mnemonic key's opener", ErrRequest, short(rec.Pubkey))
 		}
-		m, i, err := OpenMnemonic(ctx, mnemonicOpener, c.verifier, rec)
+		m, i, err := OpenMnemonic(ctx, mnemonicOpener, v, rec)
 		if err != nil {
 			return nil, err
 		}
@@ -141,7 +150,7 @@ func (c *Custodian) OpenWithdrawalKey(ctx context.Context, secretOpener, mnemoni
 		if secretOpener == nil {
 			return nil, fmt.Errorf("%w: opening %s needs the secret's opener", ErrRequest, short(rec.Pubkey))
 		}
-		s, err := c.Opener(secretOpener).OpenRecord(ctx, rec)
+		s, err := NewOpener(nil, secretOpener, v).OpenRecord(ctx, rec)
 		if err != nil {
 			return nil, err
 		}
@@ -161,4 +170,42 @@ func (c *Custodian) OpenWithdrawalKey(ctx context.Context, secretOpener, mnemoni
 	seed := m.Seed("")
 	defer seed.Destroy()
 	return keygen.DeriveKey(seed, keygen.WithdrawalPath(index))
+}
+
+// NetworkOf is the one network of recs with the constants exits and BLS
+// changes are signed under: a known network's own, or for a devnet the
+// records' deposit fork version with capellaForkVersion and
+// genesisValidatorsRoot (hex), which a known network must not be given.
+func NetworkOf(recs []*store.Record, capellaForkVersion, genesisValidatorsRoot string) (depositdata.Network, error) {
+	if len(recs) == 0 {
+		return depositdata.Network{}, fmt.Errorf("%w: no records", ErrRequest)
+	}
+	name := recs[0].Network
+	for _, r := range recs[1:] {
+		if r.Network != name {
+			return depositdata.Network{}, fmt.Errorf("%w: the selection holds %s and %s validators: choose one network", ErrRequest, name, r.Network)
+		}
+	}
+	n, err := depositdata.NetworkByName(name)
+	if err != nil {
+		v, verr := ValidatorOf(recs[0])
+		if verr != nil {
+			return n, verr
+		}
+		if n, err = depositdata.CustomNetwork(name, v.Deposit.ForkVersion); err != nil {
+			return n, err
+		}
+		if capellaForkVersion == "" || genesisValidatorsRoot == "" {
+			return n, fmt.Errorf("%w: %s is a devnet: give its Capella fork version and genesis validators root", depositdata.ErrNoChainRoots, name)
+		}
+		if n, err = n.WithChainRoots(capellaForkVersion, genesisValidatorsRoot); err != nil {
+			return n, err
+		}
+	} else if capellaForkVersion != "" || genesisValidatorsRoot != "" {
+		return n, fmt.Errorf("%w: %s is a known network: the Capella fork version and genesis validators root are for devnets", ErrRequest, name)
+	}
+	if !n.HasChainRoots() {
+		return n, fmt.Errorf("%w: %s", depositdata.ErrNoChainRoots, n.Name)
+	}
+	return n, nil
 }

@@ -13,6 +13,13 @@
 //	enclave -> parent  {"type":"result","result":{ok, error, keys:[{pubkey,
 //	                    status, reason, needs_slashing_history}]}}
 //
+// The same connection may instead carry one request for signed public
+// messages, "sign_exits" or "sign_bls_changes", answered by "signed"
+// (protocol_ops.go): the enclave checks custody's rules on the records
+// and ledger states it is sent (custody.CheckExitRecorded: an exit only
+// for a key the parent has marked exit-signed; 0x00 credentials for a BLS
+// change), signs with package ops and returns the messages, never a key.
+//
 // Records carry public data, the sealed secret (ciphertext) and, for a key
 // taken over from another signer, that signer's EIP-3076 interchange
 // (public). The result carries statuses only: no message type can carry

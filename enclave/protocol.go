@@ -48,6 +48,10 @@ type Message struct {
 	Type   string       `json:"type"`
 	Load   *LoadRequest `json:"load,omitempty"`
 	Result *Result      `json:"result,omitempty"`
+	// Sign asks for signed public messages (TypeSignExits,
+	// TypeSignBLSChanges); Signed answers it with them (protocol_ops.go).
+	Sign   *SignRequest `json:"sign,omitempty"`
+	Signed *Signed      `json:"signed,omitempty"`
 }
 
 // Credentials are the parent instance role's temporary AWS credentials,
@@ -232,9 +236,23 @@ func ReadMessage(r io.Reader, max int) (*Message, error) {
 	if dec.More() {
 		return nil, fmt.Errorf("%w: trailing data", ErrProtocol)
 	}
+	only := func(p bool) bool {
+		n := 0
+		for _, set := range []bool{m.Load != nil, m.Result != nil, m.Sign != nil, m.Signed != nil} {
+			if set {
+				n++
+			}
+		}
+		return p && n == 1
+	}
 	switch {
-	case m.Type == TypeLoad && m.Load != nil && m.Result == nil:
-	case m.Type == TypeResult && m.Result != nil && m.Load == nil:
+	case m.Type == TypeLoad && only(m.Load != nil):
+	case m.Type == TypeResult && only(m.Result != nil):
+	case (m.Type == TypeSignExits || m.Type == TypeSignBLSChanges) && only(m.Sign != nil):
+		if err := m.Sign.check(m.Type); err != nil {
+			return nil, err
+		}
+	case m.Type == TypeSigned && only(m.Signed != nil):
 	default:
 		return nil, fmt.Errorf("%w: message type %q", ErrProtocol, m.Type)
 	}
@@ -266,6 +284,12 @@ func (m Message) LogValue() slog.Value {
 	if m.Result != nil {
 		attrs = append(attrs, slog.Int("results", len(m.Result.Keys)))
 	}
+	if m.Sign != nil {
+		attrs = append(attrs, slog.Any("sign", m.Sign.LogValue()))
+	}
+	if m.Signed != nil {
+		attrs = append(attrs, slog.Int("signed", len(m.Signed.Keys)))
+	}
 	return slog.GroupValue(attrs...)
 }
 
@@ -273,6 +297,9 @@ func (m Message) LogValue() slog.Value {
 func (m Message) String() string {
 	if m.Load != nil {
 		return m.Type + ": " + m.Load.String()
+	}
+	if m.Sign != nil {
+		return m.Type + ": " + m.Sign.String()
 	}
 	return m.Type
 }

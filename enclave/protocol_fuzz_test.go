@@ -3,6 +3,7 @@ package enclave_test
 import (
 	"bytes"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -96,6 +97,69 @@ func FuzzReadMessage(f *testing.F) {
 		_ = enclave.WriteMessage(&b2, m2)
 		if !bytes.Equal(b1.Bytes(), b2.Bytes()) {
 			t.Fatalf("round trip changed the message:\n%s\n%s", b1.Bytes(), b2.Bytes())
+		}
+	})
+}
+
+// FuzzReadSignMessage: any payload framed as a message. ReadMessage never
+// panics; a sign request it accepts has 1 to MaxRecords items and only the
+// field of its operation, and survives WriteMessage/ReadMessage unchanged;
+// a Signed answer's exits and changes parse or are refused with
+// ErrProtocol.
+func FuzzReadSignMessage(f *testing.F) {
+	item := enclave.SignItem{Record: enclave.Record{Pubkey: strings.Repeat("ab", 48), Network: "hoodi", Sealed: []byte("sealed")}, State: "exit-signed", ValidatorIndex: 7}
+	for _, m := range []*enclave.Message{
+		{Type: enclave.TypeSignExits, Sign: &enclave.SignRequest{Version: 1, Region: "eu-west-1", Epoch: 3, Items: []enclave.SignItem{item}}},
+		{Type: enclave.TypeSignBLSChanges, Sign: &enclave.SignRequest{Version: 1, ToExecutionAddress: "0x5b38da6a701c568545dcfcb03fcb875f56beddc4", Items: []enclave.SignItem{item}}},
+		{Type: enclave.TypeSigned, Signed: &enclave.Signed{OK: true, Keys: []enclave.KeyStatus{{Pubkey: item.Record.Pubkey, Status: enclave.KeySigned}},
+			Exits: []json.RawMessage{json.RawMessage(`{"message":{"epoch":"3","validator_index":"7"},"signature":"0x` + strings.Repeat("00", 96) + `"}`)}}},
+	} {
+		var b bytes.Buffer
+		if err := enclave.WriteMessage(&b, m); err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b.Bytes()[4:])
+	}
+	for _, p := range []string{
+		`{"type":"sign_exits","sign":{"version":1,"items":[]}}`,
+		`{"type":"sign_exits","sign":{"version":1,"items":[{}]},"load":{}}`,
+		`{"type":"sign_bls_changes","sign":{"version":1,"epoch":1,"to_execution_address":"0x00","items":[{}]}}`,
+		`{"type":"signed","signed":{"ok":true,"bls_changes":[{"message":{}}]}}`,
+		`{"type":"signed","signed":{"ok":true,"exits":[1]}}`,
+	} {
+		f.Add([]byte(p))
+	}
+	f.Fuzz(func(t *testing.T, payload []byte) {
+		m, err := enclave.ReadMessage(bytes.NewReader(fuzzFrame(string(payload))), 1<<16)
+		if err != nil {
+			if !errors.Is(err, enclave.ErrProtocol) && !errors.Is(err, enclave.ErrTooLarge) && !errors.Is(err, enclave.ErrTruncated) {
+				t.Fatalf("refusal %v is no transport error", err)
+			}
+			return
+		}
+		switch m.Type {
+		case enclave.TypeSignExits, enclave.TypeSignBLSChanges:
+			if m.Sign == nil || len(m.Sign.Items) == 0 || len(m.Sign.Items) > enclave.MaxRecords || m.Load != nil || m.Result != nil || m.Signed != nil {
+				t.Fatalf("accepted a malformed sign request: %s", payload)
+			}
+			if (m.Type == enclave.TypeSignExits) == (m.Sign.ToExecutionAddress != "") {
+				t.Fatalf("accepted a %s with address %q", m.Type, m.Sign.ToExecutionAddress)
+			}
+			var b bytes.Buffer
+			if err := enclave.WriteMessage(&b, m); err != nil {
+				t.Fatal(err)
+			}
+			again, err := enclave.ReadMessage(&b, 1<<16)
+			if err != nil || len(again.Sign.Items) != len(m.Sign.Items) || again.Sign.Epoch != m.Sign.Epoch {
+				t.Fatalf("round trip: %v", err)
+			}
+		case enclave.TypeSigned:
+			if _, err := enclave.ParseSignedExits(m.Signed); err != nil && !errors.Is(err, enclave.ErrProtocol) {
+				t.Fatalf("exits refused with %v", err)
+			}
+			if _, err := enclave.ParseSignedBLSChanges(m.Signed); err != nil && !errors.Is(err, enclave.ErrProtocol) {
+				t.Fatalf("changes refused with %v", err)
+			}
 		}
 	})
 }

@@ -98,6 +98,9 @@ func Serve(ctx context.Context, conn io.ReadWriter, cfg Config) error {
 		}
 		return err
 	}
+	if msg.Type == TypeSignExits || msg.Type == TypeSignBLSChanges {
+		return serveSign(ctx, conn, msg, cfg, log)
+	}
 	if msg.Type != TypeLoad {
 		err := fmt.Errorf("%w: expected a load request, got %q", ErrProtocol, msg.Type)
 		replyError(conn, err)

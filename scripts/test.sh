@@ -146,16 +146,17 @@ install_opscheck() {
 	local sum stamp dir="$NPM_PREFIX/opscheck"
 	sum=$(sha256sum "$OPSCHECK_NPM_DIR/package-lock.json" | cut -c1-16)
 	stamp="$STAMPS/opscheck-npm@$sum"
-	if [ -f "$stamp" ] && [ -d "$(opscheck_node_modules)/@noble/curves" ] && [ -d "$(opscheck_node_modules)/@chainsafe/ssz" ]; then
+	if [ -f "$stamp" ] && [ -d "$(opscheck_node_modules)/@noble/curves" ] && [ -d "$(opscheck_node_modules)/@chainsafe/ssz" ] && [ -d "$(opscheck_node_modules)/@chainsafe/bls-keystore" ]; then
 		return 0
 	fi
 	ensure_npm
-	log "npm ci (opscheck: @chainsafe/ssz, @noble/curves)"
+	log "npm ci (opscheck: @chainsafe/ssz, @noble/curves, @chainsafe/bls-keystore)"
 	mkdir -p "$dir" "$STAMPS"
 	cp "$OPSCHECK_NPM_DIR/package.json" "$OPSCHECK_NPM_DIR/package-lock.json" "$dir/"
 	(cd "$dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null) ||
 		die "npm ci in $dir failed"
 	[ -d "$(opscheck_node_modules)/@noble/curves" ] || die "no @noble/curves in $(opscheck_node_modules)"
+	[ -d "$(opscheck_node_modules)/@chainsafe/bls-keystore" ] || die "no @chainsafe/bls-keystore in $(opscheck_node_modules)"
 	rm -f "$STAMPS/opscheck-npm@"*
 	touch "$stamp"
 }

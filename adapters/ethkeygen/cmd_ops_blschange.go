@@ -5,12 +5,11 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/ethkeygen/ethkeygen/depositdata"
-	"github.com/ethkeygen/ethkeygen/internal/fsutil"
+	"github.com/ethkeygen/ethkeygen/internal/opsfile"
 	"github.com/ethkeygen/ethkeygen/keygen"
 	"github.com/ethkeygen/ethkeygen/ops"
 )
@@ -106,31 +105,16 @@ func runBLSChange(_ context.Context, e *env, args []string) error {
 		}
 		changes[k] = c
 	}
-	file, err := ops.MarshalBLSChangeFile(changes, n, depositdata.DepositCLIVersion)
+	// The file as written, parsed back: every signature, the metadata, and
+	// each entry's key against the credentials it replaces.
+	file, err := opsfile.BLSChangeFile(changes, creds, n, false)
 	if err != nil {
 		return err
 	}
-	// The file as written, parsed back: every signature, the metadata, and
-	// each entry's key against the credentials it replaces.
-	back, err := ops.VerifyBLSChangeFile(file, n)
+	path, err := opsfile.WriteBLSChangeFile(*out, file, time.Now().Unix())
 	if err != nil {
-		return fmt.Errorf("checking the BLS change file: %w", err)
+		return err
 	}
-	for k, c := range back {
-		if err := ops.CheckBLSCredentials(creds[k], c.BLSToExecutionChange.FromBLSPubKey[:]); err != nil {
-			return fmt.Errorf("checking the BLS change file: %w", err)
-		}
-	}
-	if err := fsutil.EnsurePrivateDir(*out); err != nil {
-		return fmt.Errorf("output directory: %w", err)
-	}
-	path := filepath.Join(*out, ops.BLSChangeFileName(time.Now().Unix()))
-	var batch fsutil.Batch
-	defer batch.Rollback()
-	if err := batch.Write(path, file, 0o644); err != nil {
-		return fmt.Errorf("writing BLS changes: %w", err)
-	}
-	batch.Commit()
 	if *asJSON {
 		return json.NewEncoder(e.stdout).Encode(map[string]any{"network": n.Name, "file": path, "validator_indices": vis, "to_execution_address": to.String()})
 	}

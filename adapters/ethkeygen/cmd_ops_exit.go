@@ -4,13 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/ethkeygen/ethkeygen/depositdata"
 	"github.com/ethkeygen/ethkeygen/internal/fsutil"
+	"github.com/ethkeygen/ethkeygen/internal/opsfile"
 	"github.com/ethkeygen/ethkeygen/keygen"
 	"github.com/ethkeygen/ethkeygen/keygen/keystore"
 	"github.com/ethkeygen/ethkeygen/ops"
@@ -21,77 +22,50 @@ func init() {
 	register(command{"exit-transaction-keystore", "sign a voluntary exit offline with a validator keystore (ethstaker-deposit-cli drop-in)", runExitKeystore})
 }
 
-// signedExit is one exit made by a run, with the pubkey that signed it.
-type signedExit struct {
-	exit   *ops.SignedVoluntaryExit
-	pubkey []byte
-	path   string // the key's EIP-2334 path, when known
+// encryptFlag is --encrypt-password-file of the exit commands.
+type encryptFlag struct{ file string }
+
+func (f *encryptFlag) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.file, "encrypt-password-file", "", "encrypt each exit file for Lido's validator ejector (EIP-2335, pbkdf2) under the password in this file (at least 12 characters; one trailing newline dropped)")
+}
+
+// password is the encryption password, or nil without the flag.
+func (f *encryptFlag) password() (*keygen.Bytes, error) {
+	if f.file == "" {
+		return nil, nil
+	}
+	return opsfile.ReadPassword(f.file)
 }
 
 // writeExits checks every exit's file bytes (parsed back and verified
-// against the signing pubkey) and then writes them all or none.
-func writeExits(e *env, out string, exits []signedExit, n depositdata.Network, asJSON bool) error {
-	files, err := exitFiles(exits, n)
+// against the signing pubkey, encrypted with a password) and then writes
+// them all or none.
+func writeExits(e *env, out string, exits []opsfile.Exit, n depositdata.Network, password *keygen.Bytes, asJSON bool) error {
+	files, err := opsfile.ExitFiles(exits, n, password)
 	if err != nil {
 		return err
 	}
-	return writeExitFiles(e, out, exits, files, n, asJSON)
+	return writeExitFiles(e, out, exits, files, n, password != nil, asJSON)
 }
 
-// exitFiles is the file of each exit, each parsed back and verified
-// against its signing pubkey.
-func exitFiles(exits []signedExit, n depositdata.Network) ([][]byte, error) {
-	files := make([][]byte, len(exits))
-	for i, x := range exits {
-		b, err := ops.MarshalExitFile(x.exit)
-		if err != nil {
-			return nil, err
-		}
-		back, err := ops.ParseExit(b)
-		if err != nil {
-			return nil, fmt.Errorf("checking the exit file of validator %d: %w", x.exit.Message.ValidatorIndex, err)
-		}
-		if err := ops.VerifyExit(back, x.pubkey, n); err != nil {
-			return nil, fmt.Errorf("checking the exit file: %w", err)
-		}
-		files[i] = b
+// writeExitFiles writes the checked files of exits (opsfile.ExitFiles)
+// into out, all or none, and reports them.
+func writeExitFiles(e *env, out string, exits []opsfile.Exit, files [][]byte, n depositdata.Network, encrypted, asJSON bool) error {
+	written, err := opsfile.WriteExits(out, exits, files, time.Now().Unix(), encrypted)
+	if err != nil {
+		return err
 	}
-	return files, nil
-}
-
-// writeExitFiles writes the checked files of exits (exitFiles) into out,
-// all or none, and reports them.
-func writeExitFiles(e *env, out string, exits []signedExit, files [][]byte, n depositdata.Network, asJSON bool) error {
-	ts := time.Now().Unix()
-	if err := fsutil.EnsurePrivateDir(out); err != nil {
-		return fmt.Errorf("output directory: %w", err)
-	}
-	var batch fsutil.Batch
-	defer batch.Rollback()
-	type outExit struct {
-		ValidatorIndex uint64 `json:"validator_index"`
-		Epoch          uint64 `json:"epoch"`
-		Pubkey         string `json:"pubkey"`
-		KeyPath        string `json:"key_path,omitempty"`
-		File           string `json:"file"`
-	}
-	var written []outExit
-	for i, x := range exits {
-		vi := uint64(x.exit.Message.ValidatorIndex)
-		path := filepath.Join(out, ops.ExitFileName(vi, ts))
-		if err := batch.Write(path, files[i], 0o644); err != nil {
-			return fmt.Errorf("writing exit: %w", err)
-		}
-		written = append(written, outExit{vi, uint64(x.exit.Message.Epoch), fmt.Sprintf("0x%x", x.pubkey), x.path, path})
-	}
-	batch.Commit()
 	if asJSON {
 		return json.NewEncoder(e.stdout).Encode(map[string]any{"network": n.Name, "exits": written})
 	}
 	for _, w := range written {
 		fmt.Fprintf(e.stdout, "%d\t%s\tepoch %d\t%s\n", w.ValidatorIndex, w.Pubkey, w.Epoch, w.File)
 	}
-	fmt.Fprintf(e.stdout, "%d signed exit(s) for %s\n", len(written), n.Name)
+	what := "signed exit(s)"
+	if encrypted {
+		what = "signed exit(s), encrypted for the validator ejector,"
+	}
+	fmt.Fprintf(e.stdout, "%d %s for %s\n", len(written), what, n.Name)
 	return nil
 }
 
@@ -101,7 +75,9 @@ func runExitMnemonic(_ context.Context, e *env, args []string) error {
 			"m/12381/3600/<start-index+k>/0/0 signs the exit of the k-th --validator-indices entry, under the\n"+
 			"chain's Capella fork version (EIP-7044: the exit stays valid in every later fork). Writes\n"+
 			"DIR/signed_exit_transaction-<validator index>-<unix>.json in the beacon API form; every file is\n"+
-			"verified before any is written. A signed exit cannot be revoked: keep it as safe as the key.")
+			"verified before any is written. With --encrypt-password-file each file (same name) is encrypted for\n"+
+			"Lido's validator ejector, as its encryptor does (EIP-2335 container, pbkdf2). A signed exit cannot be\n"+
+			"revoked: keep it as safe as the key.")
 	mnemonicFile := fs.String("mnemonic-file", "", "file holding the mnemonic (required)")
 	passphraseFile := fs.String("mnemonic-passphrase-file", "", "file holding the BIP-39 passphrase, if the mnemonic has one")
 	var cf chainFlags
@@ -110,6 +86,8 @@ func runExitMnemonic(_ context.Context, e *env, args []string) error {
 	indices := fs.String("validator-indices", "", "comma-separated beacon chain indices of the validators, in key order (required)")
 	epoch := fs.String("epoch", "0", "earliest epoch the exit can be processed (0: at once)")
 	out := fs.String("out", "", "output directory, created 0700 if missing (required)")
+	var ef encryptFlag
+	ef.register(fs)
 	asJSON := fs.Bool("json", false, "print the result as JSON")
 	if err := parseNoArgs(fs, args); err != nil {
 		return err
@@ -132,12 +110,17 @@ func runExitMnemonic(_ context.Context, e *env, args []string) error {
 	if err := checkStartIndex(*start, len(vis)); err != nil {
 		return err
 	}
+	password, err := ef.password()
+	if err != nil {
+		return err
+	}
+	defer password.Destroy()
 	seed, err := readSeed(*mnemonicFile, *passphraseFile)
 	if err != nil {
 		return err
 	}
 	defer seed.Destroy()
-	exits := make([]signedExit, len(vis))
+	exits := make([]opsfile.Exit, len(vis))
 	for k, vi := range vis {
 		path := keygen.SigningPath(uint32(*start) + uint32(k))
 		key, err := keygen.DeriveKey(seed, path)
@@ -150,16 +133,17 @@ func runExitMnemonic(_ context.Context, e *env, args []string) error {
 		if err != nil {
 			return err
 		}
-		exits[k] = signedExit{x, pub, path}
+		exits[k] = opsfile.Exit{Exit: x, Pubkey: pub, KeyPath: path}
 	}
-	return writeExits(e, *out, exits, n, *asJSON)
+	return writeExits(e, *out, exits, n, password, *asJSON)
 }
 
 func runExitKeystore(_ context.Context, e *env, args []string) error {
 	fs := newFlags(e, "exit-transaction-keystore", "--keystore F --keystore-password-file F --chain NAME --validator-index V [--epoch E] --out DIR",
 		"Signs a voluntary exit with the validator key of an EIP-2335 keystore, as ethstaker-deposit-cli does,\n"+
 			"under the chain's Capella fork version (EIP-7044). Writes DIR/signed_exit_transaction-<V>-<unix>.json,\n"+
-			"verified before it is written. The password file loses one trailing newline.")
+			"verified before it is written (--encrypt-password-file: encrypted for Lido's validator ejector). The\n"+
+			"password file loses one trailing newline.")
 	ksFile := fs.String("keystore", "", "the validator's keystore file (required)")
 	passwordFile := fs.String("keystore-password-file", "", "file holding the keystore password (required)")
 	var cf chainFlags
@@ -167,6 +151,8 @@ func runExitKeystore(_ context.Context, e *env, args []string) error {
 	index := fs.String("validator-index", "", "beacon chain index of the validator (required)")
 	epoch := fs.String("epoch", "0", "earliest epoch the exit can be processed (0: at once)")
 	out := fs.String("out", "", "output directory, created 0700 if missing (required)")
+	var ef encryptFlag
+	ef.register(fs)
 	asJSON := fs.Bool("json", false, "print the result as JSON")
 	if err := parseNoArgs(fs, args); err != nil {
 		return err
@@ -189,6 +175,11 @@ func runExitKeystore(_ context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	password, err := ef.password()
+	if err != nil {
+		return err
+	}
+	defer password.Destroy()
 	raw, err := os.ReadFile(*ksFile)
 	if err != nil {
 		return fmt.Errorf("keystore: %w", err)
@@ -212,5 +203,5 @@ func runExitKeystore(_ context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	return writeExits(e, *out, []signedExit{{x, pub, ks.Path}}, n, *asJSON)
+	return writeExits(e, *out, []opsfile.Exit{{Exit: x, Pubkey: pub, KeyPath: ks.Path}}, n, password, *asJSON)
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/ethkeygen/ethkeygen/depositdata"
 	"github.com/ethkeygen/ethkeygen/envelope"
 	"github.com/ethkeygen/ethkeygen/internal/fsutil"
+	"github.com/ethkeygen/ethkeygen/internal/opsfile"
 	"github.com/ethkeygen/ethkeygen/ops"
 	"github.com/ethkeygen/ethkeygen/store"
 )
@@ -264,7 +265,8 @@ func runSealedExit(ctx context.Context, e *env, args []string) error {
 			"for (not retired, not forged, its deposit handed out), its sealed key is opened (local identity, or --kms),\n"+
 			"the voluntary exit is signed under the network's Capella fork version (EIP-7044: valid in every later fork)\n"+
 			"and verified, the key is marked exit-signed in the ledger, and only then are the files written, all or\n"+
-			"none: DIR/signed_exit_transaction-<index>-<unix>.json in the beacon API form. Indices go in key order\n"+
+			"none: DIR/signed_exit_transaction-<index>-<unix>.json in the beacon API form (--encrypt-password-file:\n"+
+			"encrypted for Lido's validator ejector, as its encryptor does). Indices go in key order\n"+
 			"(--pubkey order, a request's slots, --all by pubkey); --beacon-node looks them up and refuses a mismatch.\n"+
 			"A signed exit cannot be revoked: keep the files as safe as the keys.")
 	var sf selectionFlags
@@ -277,6 +279,8 @@ func runSealedExit(ctx context.Context, e *env, args []string) error {
 	bn.register(fs, "voluntary exit")
 	epoch := fs.String("epoch", "0", "earliest epoch the exit can be processed (0: at once)")
 	out := fs.String("out", "", "output directory, created 0700 if missing (required)")
+	var ef encryptFlag
+	ef.register(fs)
 	identity := fs.String("identity-file", "", "local age identity (default: the one in --key-dir)")
 	useKMS := fs.Bool("kms", false, "decrypt with AWS KMS (the records were sealed with --kms-key-id)")
 	var bf backendFlags
@@ -312,6 +316,11 @@ func runSealedExit(ctx context.Context, e *env, args []string) error {
 	if err := checkOutDir(*out); err != nil {
 		return err
 	}
+	password, err := ef.password()
+	if err != nil {
+		return err
+	}
+	defer password.Destroy()
 	opener, lc, recs, err := openSignable(ctx, e, &bf, *useKMS, *identity, "exit", sel)
 	if err != nil {
 		return err
@@ -343,7 +352,7 @@ func runSealedExit(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	exits := make([]signedExit, len(recs))
+	exits := make([]opsfile.Exit, len(recs))
 	for i, s := range secrets {
 		x, err := ops.SignExit(s.SigningKey(), vis[i], ep, n)
 		if err != nil {
@@ -352,12 +361,12 @@ func runSealedExit(ctx context.Context, e *env, args []string) error {
 			}
 			return fmt.Errorf("0x%s: %w", recs[i].Pubkey, err)
 		}
-		exits[i] = signedExit{x, pubkeyBytes(recs[i]), ""}
+		exits[i] = opsfile.Exit{Exit: x, Pubkey: pubkeyBytes(recs[i])}
 	}
 	for _, s := range secrets {
 		s.Destroy()
 	}
-	files, err := exitFiles(exits, n)
+	files, err := opsfile.ExitFiles(exits, n, password)
 	if err != nil {
 		return err
 	}
@@ -368,13 +377,13 @@ func runSealedExit(ctx context.Context, e *env, args []string) error {
 			return err
 		}
 	}
-	if err := writeExitFiles(e, *out, exits, files, n, *asJSON); err != nil {
+	if err := writeExitFiles(e, *out, exits, files, n, password != nil, *asJSON); err != nil {
 		return err
 	}
 	if bc != nil && bn.submit {
 		for _, x := range exits {
-			if err := bc.SubmitExit(ctx, x.exit); err != nil {
-				return fmt.Errorf("submitting the exit of validator %d (its file is written): %w", x.exit.Message.ValidatorIndex, err)
+			if err := bc.SubmitExit(ctx, x.Exit); err != nil {
+				return fmt.Errorf("submitting the exit of validator %d (its file is written): %w", x.Exit.Message.ValidatorIndex, err)
 			}
 		}
 		fmt.Fprintf(e.stderr, "%d exit(s) submitted to %s\n", len(exits), bn.url)
@@ -541,32 +550,13 @@ func runSealedBLSChange(ctx context.Context, e *env, args []string) error {
 		}
 		changes[i] = c
 	}
-	var file []byte
-	if *beaconAPI {
-		file, err = ops.MarshalBLSChanges(changes)
-	} else {
-		file, err = ops.MarshalBLSChangeFile(changes, n, depositdata.DepositCLIVersion)
-	}
+	file, err := opsfile.BLSChangeFile(changes, creds, n, *beaconAPI)
 	if err != nil {
 		return err
 	}
-	// The file as written, parsed back: every signature, the metadata, and
-	// each entry's key against the credentials it replaces.
-	back, err := ops.VerifyBLSChangeFile(file, n)
+	path, err := opsfile.WriteBLSChangeFile(*out, file, time.Now().Unix())
 	if err != nil {
-		return fmt.Errorf("checking the BLS change file: %w", err)
-	}
-	for k, c := range back {
-		if err := ops.CheckBLSCredentials(creds[k], c.BLSToExecutionChange.FromBLSPubKey[:]); err != nil {
-			return fmt.Errorf("checking the BLS change file: %w", err)
-		}
-	}
-	if err := fsutil.EnsurePrivateDir(*out); err != nil {
-		return fmt.Errorf("output directory: %w", err)
-	}
-	path := filepath.Join(*out, ops.BLSChangeFileName(time.Now().Unix()))
-	if err := fsutil.WriteFileAtomic(path, file, 0o644); err != nil {
-		return fmt.Errorf("writing BLS changes: %w", err)
+		return err
 	}
 	if *asJSON {
 		if err := json.NewEncoder(e.stdout).Encode(map[string]any{"network": n.Name, "file": path, "validator_indices": vis, "to_execution_address": to.String()}); err != nil {

@@ -3,7 +3,9 @@
 //
 // The Go side signs with herumi's BLS (keygen) and computes SSZ roots and
 // domains with zrnt. This checker runs verify.mjs under Node with
-// @chainsafe/ssz (SSZ) and @noble/curves (BLS12-381): different languages,
+// @chainsafe/ssz (SSZ) and @noble/curves (BLS12-381), and decrypts
+// encrypted exits with @chainsafe/bls-keystore (the library Lido's
+// validator ejector decrypts them with): different languages,
 // different SSZ code, a different BLS library, and the domain rules (which
 // fork version for which message) written again from the specs. A bug in
 // our roots, our domain choice or our signing shows up as a refusal here.
@@ -58,6 +60,11 @@ type Item struct {
 	Signature  string          `json:"signature"`
 	Pubkey     string          `json:"pubkey,omitempty"`
 	DomainFork string          `json:"domain_fork,omitempty"`
+	// Encrypted and Password: an exit file encrypted for Lido's
+	// validator ejector (kind "encrypted_exit"), read and decrypted as
+	// the ejector does, with the password as its password file holds it.
+	Encrypted string `json:"encrypted,omitempty"`
+	Password  string `json:"password,omitempty"`
 }
 
 // Result is the checker's verdict on one item.
@@ -114,11 +121,18 @@ func fromJSON(t testing.TB, kind string, b []byte, n depositdata.Network, pubkey
 	return Item{Kind: kind, Chain: ChainOf(n), Message: j.Message, Signature: j.Signature, Pubkey: pubkey}
 }
 
+// EncryptedExit is the item for an encrypted exit file by pubkey on n,
+// decrypted with password (the password file's bytes, as the ejector
+// reads MESSAGES_PASSWORD_FILE).
+func EncryptedExit(file []byte, password string, pubkey []byte, n depositdata.Network) Item {
+	return Item{Kind: "encrypted_exit", Chain: ChainOf(n), Encrypted: string(file), Password: password, Pubkey: "0x" + hex.EncodeToString(pubkey)}
+}
+
 // WrongDomain is it to be checked under the fork version the spec does
 // not use for its kind (an exit under the genesis fork version, a BLS
 // change under Capella's).
 func (it Item) WrongDomain() Item {
-	if it.Kind == "exit" {
+	if it.Kind == "exit" || it.Kind == "encrypted_exit" {
 		it.DomainFork = "genesis"
 	} else {
 		it.DomainFork = "capella"
@@ -176,7 +190,7 @@ func RequireValid(t testing.TB, items []Item) {
 		}
 	}
 	if !t.Failed() {
-		t.Logf("independent check (Node, @chainsafe/ssz + @noble/curves): %d messages valid, each refused under the wrong domain", len(items))
+		t.Logf("independent check (Node, @chainsafe/ssz + @noble/curves + @chainsafe/bls-keystore): %d messages valid, each refused under the wrong domain", len(items))
 	}
 }
 

@@ -4,9 +4,16 @@
 // the domain rules are written here from the consensus specs:
 //   exit:       compute_domain(DOMAIN_VOLUNTARY_EXIT, CAPELLA_FORK_VERSION, gvr)  (EIP-7044)
 //   bls change: compute_domain(DOMAIN_BLS_TO_EXECUTION_CHANGE, GENESIS_FORK_VERSION, gvr)
+// An "encrypted_exit" item is an exit file encrypted for Lido's validator
+// ejector: it is read as the ejector reads it (src/services/messages-processor:
+// a "crypto" field, the fields its encryptedMessageDTO requires, pbkdf2
+// only), decrypted with @chainsafe/bls-keystore's decrypt and the password
+// as the ejector's MESSAGES_PASSWORD_FILE gives it (the file's bytes,
+// newline and all), parsed as JSON and checked as an exit.
 // Input (stdin): a JSON list of items; output (stdout): a JSON list of
 // {ok, error, domain, signing_root}, one per item.
 import { readFileSync } from 'node:fs';
+import { decrypt } from '@chainsafe/bls-keystore';
 import { ByteVectorType, ContainerType, UintBigintType } from '@chainsafe/ssz';
 import { bls12_381 } from '@noble/curves/bls12-381.js';
 
@@ -79,12 +86,58 @@ function check(item) {
   return { ok, error: ok ? '' : 'signature does not verify', domain: hex(domain), signing_root: hex(signingRoot) };
 }
 
+function str(v, what) {
+  if (typeof v !== 'string') throw new Error(`${what}: not a string`);
+  return v;
+}
+
+function num(v, what) {
+  if (typeof v !== 'number') throw new Error(`${what}: not a number`);
+  return v;
+}
+
+function lit(want, v, what) {
+  if (v !== want) throw new Error(`${what}: ${JSON.stringify(v)}, the ejector takes only ${JSON.stringify(want)}`);
+  return v;
+}
+
+// The ejector's encryptedMessageDTO, field by field.
+function encryptedMessage(j) {
+  const c = j.crypto, kdf = c && c.kdf, ck = c && c.checksum, ci = c && c.cipher;
+  if (!kdf || !kdf.params || !ck || !ck.params || !ci || !ci.params) throw new Error('crypto: missing modules');
+  return {
+    version: num(j.version, 'version'),
+    uuid: str(j.uuid, 'uuid'),
+    description: j.description === undefined ? undefined : str(j.description, 'description'),
+    path: str(j.path, 'path'),
+    pubkey: str(j.pubkey, 'pubkey'),
+    crypto: {
+      kdf: {
+        function: lit('pbkdf2', kdf.function, 'kdf function'),
+        params: { dklen: num(kdf.params.dklen, 'dklen'), c: num(kdf.params.c, 'c'), prf: lit('hmac-sha256', kdf.params.prf, 'prf'), salt: str(kdf.params.salt, 'salt') },
+        message: lit('', kdf.message, 'kdf message'),
+      },
+      checksum: { function: lit('sha256', ck.function, 'checksum function'), params: {}, message: str(ck.message, 'checksum message') },
+      cipher: { function: lit('aes-128-ctr', ci.function, 'cipher function'), params: { iv: str(ci.params.iv, 'iv') }, message: str(ci.message, 'cipher message') },
+    },
+  };
+}
+
+async function checkEncrypted(item) {
+  const j = JSON.parse(item.encrypted);
+  if (!('crypto' in j)) throw new Error('not an encrypted message (no crypto field)');
+  const content = await decrypt(encryptedMessage(j), item.password);
+  const exit = JSON.parse(new TextDecoder().decode(content));
+  if (typeof exit.message !== 'object' || typeof exit.signature !== 'string') throw new Error('decrypted: not a signed exit');
+  return check({ ...item, kind: 'exit', message: exit.message, signature: exit.signature });
+}
+
 const items = JSON.parse(readFileSync(0, 'utf8'));
-const out = items.map((item) => {
+const out = await Promise.all(items.map(async (item) => {
   try {
-    return check(item);
+    return item.kind === 'encrypted_exit' ? await checkEncrypted(item) : check(item);
   } catch (e) {
     return { ok: false, error: String(e && e.message ? e.message : e), domain: '', signing_root: '' };
   }
-});
+}));
 process.stdout.write(JSON.stringify(out));

@@ -94,6 +94,10 @@ type Keystore struct {
 	Path        string `json:"path"`
 	UUID        string `json:"uuid"`
 	Version     int    `json:"version"`
+
+	// message: the cipher message is a message of any length
+	// (EncryptMessage, ParseMessage), not a 32-byte key.
+	message bool
 }
 
 type scryptParams struct {
@@ -240,14 +244,39 @@ func RandomPassword(random io.Reader) (*keygen.Bytes, error) {
 // IV and uuid (crypto/rand.Reader in production). The result is verified by
 // decrypting it with the key derived here, so no second KDF run is needed.
 func Encrypt(random io.Reader, secret, password []byte, opts ...Option) (*Keystore, error) {
-	o := options{kdf: Scrypt}
+	if len(secret) != 32 {
+		return nil, fmt.Errorf("keystore: secret must be 32 bytes, got %d", len(secret))
+	}
+	return encrypt(random, secret, password, Scrypt, opts)
+}
+
+// MaxMessageSize bounds the plaintext of EncryptMessage and DecryptMessage.
+const MaxMessageSize = 64 << 10
+
+// EncryptMessage seals a message of any length (1 to MaxMessageSize bytes)
+// in the EIP-2335 container, as @chainsafe/bls-keystore's create does for
+// what is not a key (Lido's validator ejector reads signed exits encrypted
+// this way). The default KDF is pbkdf2-hmac-sha256, c=262144, create's
+// default (WithKDF chooses scrypt); pubkey and path are empty unless
+// WithPubkey/WithPath set them.
+func EncryptMessage(random io.Reader, msg, password []byte, opts ...Option) (*Keystore, error) {
+	if len(msg) == 0 || len(msg) > MaxMessageSize {
+		return nil, fmt.Errorf("keystore: message must be 1 to %d bytes, got %d", MaxMessageSize, len(msg))
+	}
+	ks, err := encrypt(random, msg, password, PBKDF2, opts)
+	if err != nil {
+		return nil, err
+	}
+	ks.message = true
+	return ks, nil
+}
+
+func encrypt(random io.Reader, secret, password []byte, kdf KDF, opts []Option) (*Keystore, error) {
+	o := options{kdf: kdf}
 	for _, opt := range opts {
 		if err := opt.apply(&o); err != nil {
 			return nil, err
 		}
-	}
-	if len(secret) != 32 {
-		return nil, fmt.Errorf("keystore: secret must be 32 bytes, got %d", len(secret))
 	}
 	pw := NormalizePassword(string(password))
 	defer keygen.Wipe(pw)
@@ -513,18 +542,30 @@ func (k *Keystore) validate() error {
 	if k.Crypto.Cipher.Function != "aes-128-ctr" {
 		return fmt.Errorf("%w: cipher %q", ErrUnsupported, k.Crypto.Cipher.Function)
 	}
-	if len(k.Crypto.Cipher.Message) != 64 {
+	n := len(k.Crypto.Cipher.Message)
+	switch {
+	case !k.message && n != 64:
 		return fmt.Errorf("%w: cipher message must hold a 32-byte key", ErrFormat)
+	case k.message && (n == 0 || n > 2*MaxMessageSize || n%2 != 0):
+		return fmt.Errorf("%w: cipher message must hold 1 to %d bytes", ErrFormat, MaxMessageSize)
 	}
 	return nil
 }
 
 // Parse reads a keystore file's contents (at most MaxFileSize bytes).
-func Parse(b []byte) (*Keystore, error) {
+func Parse(b []byte) (*Keystore, error) { return parse(b, false) }
+
+// ParseMessage reads an encrypted message (EncryptMessage's, or
+// @chainsafe/bls-keystore's create of any bytes): a keystore whose cipher
+// message holds 1 to MaxMessageSize bytes. Decrypt it with Decrypt or
+// DecryptContext.
+func ParseMessage(b []byte) (*Keystore, error) { return parse(b, true) }
+
+func parse(b []byte, message bool) (*Keystore, error) {
 	if len(b) > MaxFileSize {
 		return nil, fmt.Errorf("%w: keystore larger than %d bytes", ErrFormat, MaxFileSize)
 	}
-	var k Keystore
+	k := Keystore{message: message}
 	if err := json.Unmarshal(b, &k); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrFormat, err)
 	}

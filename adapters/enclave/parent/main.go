@@ -29,6 +29,10 @@ import (
 func main() {
 	_ = hardening.DisableCoreDumps() // best effort: secrets stay out of core files
 	_ = hardening.DisableDumping()   // best effort: no core through a piped core_pattern, no ptrace or /proc/<pid>/mem by the same user
+	// "parent exit" and "parent bls-change": ops.go.
+	if isOpsCommand(os.Args[1:]) {
+		os.Exit(runOpsMain(os.Args[1:], os.Stdout, os.Stderr))
+	}
 	cid := flag.Uint("enclave-cid", 16, "CID of the enclave (nitro-cli describe-enclaves)")
 	port := flag.Uint("port", 5005, "vsock port the enclave listens on")
 	table := flag.String("dynamodb-table", "", "DynamoDB table of the store (else --db)")
