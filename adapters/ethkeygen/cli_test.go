@@ -228,4 +228,3 @@ func randomSuffix(t *testing.T) string {
 	}
 	return hex.EncodeToString(b)
 }
-

@@ -2,6 +2,7 @@ package backend
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/user"
@@ -72,7 +73,13 @@ func (c *Config) OpenLedger(ctx context.Context) (store.Ledger, error) {
 			opts = append(opts, sqlitestore.ReadOnly())
 		}
 	}
-	return nonNil[store.Ledger](sqlitestore.OpenLedger(ctx, c.ledgerPath(), opts...))
+	l, err := sqlitestore.OpenLedger(ctx, c.ledgerPath(), opts...)
+	if errors.Is(err, sqlitestore.ErrNeedsMigration) {
+		// A ledger of an older schema: a read-only view cannot read it,
+		// so migrate it as every writing command would.
+		l, err = sqlitestore.OpenLedger(ctx, c.ledgerPath())
+	}
+	return nonNil[store.Ledger](l, err)
 }
 
 // GeneratorSigner is the generator's record-signing key: the KMS key

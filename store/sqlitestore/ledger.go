@@ -220,11 +220,17 @@ func (l *Ledger) checkSchema(ctx context.Context) error {
 	switch {
 	case app != ledgerAppID:
 		return fmt.Errorf("store: %s: not an ethkeygen ledger (application_id %#x)", l.path, app)
+	case v < ledgerVersion:
+		return fmt.Errorf("%w: %s: ledger schema version %d, this build's is %d", ErrNeedsMigration, l.path, v, ledgerVersion)
 	case v != ledgerVersion:
-		return fmt.Errorf("store: %s: ledger schema version %d is not this build's (%d): run a command that writes the ledger once", l.path, v, ledgerVersion)
+		return fmt.Errorf("store: %s: ledger schema version %d is newer than this build supports (%d)", l.path, v, ledgerVersion)
 	}
 	return nil
 }
+
+// ErrNeedsMigration reports a file of an older schema opened ReadOnly: a
+// read-only open never migrates; open it for writing once.
+var ErrNeedsMigration = errors.New("sqlitestore: the file needs migrating to this build's schema")
 
 func (l *Ledger) errReadOnly() error { return fmt.Errorf("%w: %s", store.ErrReadOnly, l.path) }
 

@@ -259,7 +259,7 @@ func TestMigrateLedgerV1(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	db, err := openDB(path, o)
+	db, err := openDB(path, o, false)
 	if err != nil {
 		t.Fatal(err)
 	}
