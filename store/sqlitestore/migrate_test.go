@@ -3,6 +3,7 @@ package sqlitestore
 import (
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -284,6 +285,10 @@ func TestMigrateLedgerV1(t *testing.T) {
 		t.Fatal(err)
 	}
 	db.Close()
+	// A read-only open never migrates: it names the need.
+	if _, err := OpenLedger(t.Context(), path, ReadOnly()); !errors.Is(err, ErrNeedsMigration) {
+		t.Fatalf("read-only open of a v1 ledger: %v, want ErrNeedsMigration", err)
+	}
 
 	want := &store.Export{ID: "exp-v1", CreatedAt: created, Network: "hoodi", WithdrawalCredentials: wc,
 		Candidates: []string{pk}, Claims: 1, Sealed: true, Members: []string{pk}, By: "v1@host"}
