@@ -14,6 +14,7 @@ import (
 
 	"github.com/ethkeygen/ethkeygen/keygen"
 	"github.com/ethkeygen/ethkeygen/keygen/keystore"
+	"github.com/ethkeygen/ethkeygen/web3signer"
 )
 
 // SecretFormat is how the signing key is kept inside the sealed document.
@@ -62,6 +63,21 @@ type Secret struct {
 
 // SigningKey is the validator's BLS signing key.
 func (s *Secret) SigningKey() *keygen.SecretKey { return s.signing }
+
+// Path is the key's EIP-2334 path: its keystore's, or the one its index
+// gives (a raw-format secret), so a keystore built from it carries it.
+func (s *Secret) Path() string {
+	if s.Keystore != nil && s.Keystore.Path != "" {
+		return s.Keystore.Path
+	}
+	return keygen.SigningPath(s.Index)
+}
+
+// Handoff is s as web3signer.PrepareHandoffs takes it: the key, its path,
+// and Destroy to run once its hand-off keystore is made.
+func (s *Secret) Handoff() web3signer.Opened {
+	return web3signer.Opened{Pubkey: s.Pubkey, SecretKey: s.signing, Path: s.Path(), Release: s.Destroy}
+}
 
 // UnsafePassword is the keystore's password (FormatKeystore only).
 func (s *Secret) UnsafePassword() []byte { return s.password.UnsafeBytes() }

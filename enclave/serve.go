@@ -228,11 +228,7 @@ func load(ctx context.Context, req *LoadRequest, cfg Config, log *slog.Logger) *
 				return web3signer.Opened{}, nil
 			}
 			log.Debug("record opened and verified", slog.String("pubkey", short(r.Pubkey)), slog.String("format", string(s.Format)))
-			path := ""
-			if s.Keystore != nil {
-				path = s.Keystore.Path
-			}
-			return web3signer.Opened{Pubkey: r.Pubkey, SecretKey: s.SigningKey(), Path: path, Release: s.Destroy}, nil
+			return s.Handoff(), nil
 		})
 	defer func() {
 		for _, h := range handoffs {

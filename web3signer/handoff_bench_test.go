@@ -294,11 +294,7 @@ func handoffKeymanager(b *testing.B, opener *custody.Opener, recs []*store.Recor
 			if err != nil {
 				return web3signer.Opened{}, err
 			}
-			path := keygen.SigningPath(s.Index)
-			if s.Keystore != nil {
-				path = s.Keystore.Path
-			}
-			return web3signer.Opened{Pubkey: recs[i].Pubkey, SecretKey: s.SigningKey(), Path: path, Release: s.Destroy}, nil
+			return s.Handoff(), nil
 		})
 	if err != nil {
 		b.Fatal(err)

@@ -11,7 +11,6 @@ import (
 
 	"github.com/ethkeygen/ethkeygen/custody"
 	"github.com/ethkeygen/ethkeygen/internal/fsutil"
-	"github.com/ethkeygen/ethkeygen/keygen"
 	"github.com/ethkeygen/ethkeygen/store"
 	"github.com/ethkeygen/ethkeygen/web3signer"
 	"github.com/ethkeygen/ethkeygen/web3signer/keymanager"
@@ -186,7 +185,7 @@ func runDecrypt(ctx context.Context, e *env, args []string) error {
 	}
 	keys := make([]web3signer.Key, len(recs))
 	for i, s := range secrets {
-		keys[i] = web3signer.Key{Pubkey: recs[i].Pubkey, SecretKey: s.SigningKey(), Path: keygen.SigningPath(s.Index)}
+		keys[i] = web3signer.Key{Pubkey: recs[i].Pubkey, SecretKey: s.SigningKey(), Path: s.Path()}
 		if s.Format == custody.FormatKeystore {
 			keys[i].Keystore, keys[i].Password = s.Keystore, s.UnsafePassword()
 		}

@@ -8,7 +8,6 @@ import (
 
 	"github.com/ethkeygen/ethkeygen/custody"
 	"github.com/ethkeygen/ethkeygen/envelope"
-	"github.com/ethkeygen/ethkeygen/keygen"
 	"github.com/ethkeygen/ethkeygen/web3signer"
 	"github.com/ethkeygen/ethkeygen/web3signer/keymanager"
 )
@@ -35,11 +34,7 @@ func loadKeymanager(ctx context.Context, e *env, lc *lifecycle, claims *custody.
 			if err != nil {
 				return web3signer.Opened{}, err
 			}
-			path := keygen.SigningPath(s.Index)
-			if s.Keystore != nil {
-				path = s.Keystore.Path
-			}
-			return web3signer.Opened{Pubkey: recs[i].Pubkey, SecretKey: s.SigningKey(), Path: path, Release: s.Destroy}, nil
+			return s.Handoff(), nil
 		})
 	if err != nil {
 		return err
