@@ -19,8 +19,9 @@ import (
 // a ledger file is never taken for a records file or the other way round.
 const ledgerAppID int32 = 0x45544b4c
 
-// ledgerVersion is the PRAGMA user_version of the ledger schema.
-const ledgerVersion = 1
+// ledgerVersion is the PRAGMA user_version of the ledger schema. Version 2
+// added keys.assigned_to (ledgerV1ToV2).
+const ledgerVersion = 2
 
 const ledgerSchemaV1 = `
 CREATE TABLE keys (
@@ -69,7 +70,13 @@ CREATE TABLE pins (
 ) STRICT, WITHOUT ROWID;
 `
 
-const keyColumns = `pubkey, export_id, state, signer, version, updated_at, changed_by, note, interchange`
+// ledgerV1ToV2 migrates a version 1 ledger: the assignee of a key not yet
+// live on it (store.KeyState.AssignedTo), '' for every existing key. New
+// files are made as version 1 and migrated the same way, so there is one
+// definition of the table.
+const ledgerV1ToV2 = `ALTER TABLE keys ADD COLUMN assigned_to TEXT NOT NULL DEFAULT ''`
+
+const keyColumns = `pubkey, export_id, state, signer, version, updated_at, changed_by, note, interchange, assigned_to`
 
 // chunkPubkeys is how many pubkeys one row of export_candidates or
 // export_members holds, packed 48 bytes each (192,000 bytes). Lists are
@@ -146,6 +153,17 @@ func (l *Ledger) migrate(ctx context.Context) error {
 			return nil
 		case v > ledgerVersion:
 			return fmt.Errorf("store: %s: ledger schema version %d is newer than this build supports (%d)", l.path, v, ledgerVersion)
+		case v == 1:
+			if _, err := tx.ExecContext(ctx, ledgerV1ToV2); err != nil {
+				return l.wrap("migrate ledger schema 1 to 2", err)
+			}
+			if _, err := tx.ExecContext(ctx, "PRAGMA user_version = "+strconv.Itoa(ledgerVersion)); err != nil {
+				return l.wrap("migrate ledger schema 1 to 2", err)
+			}
+			if err := tx.Commit(); err != nil {
+				return l.wrap("migrate ledger schema 1 to 2", err)
+			}
+			return nil
 		default:
 			return fmt.Errorf("store: %s: unknown ledger schema version %d", l.path, v)
 		}
@@ -158,6 +176,9 @@ func (l *Ledger) migrate(ctx context.Context) error {
 		return fmt.Errorf("store: %s: not an ethkeygen ledger (application_id %#x, user_version %d, %d schema objects)", l.path, app, v, n)
 	}
 	if _, err := tx.ExecContext(ctx, ledgerSchemaV1); err != nil {
+		return l.wrap("create ledger schema", err)
+	}
+	if _, err := tx.ExecContext(ctx, ledgerV1ToV2); err != nil {
 		return l.wrap("create ledger schema", err)
 	}
 	if _, err := tx.ExecContext(ctx, "PRAGMA application_id = "+strconv.Itoa(int(ledgerAppID))); err != nil {
@@ -409,7 +430,7 @@ func (l *Ledger) ClaimForExport(ctx context.Context, exportID string, pubkeys []
 	case sealed != 0:
 		return nil, fmt.Errorf("%w: export %s is sealed", store.ErrConflict, exportID)
 	}
-	stmt, err := tx.PrepareContext(ctx, `INSERT INTO keys (`+keyColumns+`) VALUES (?, ?, ?, '', 1, ?, ?, '', NULL)
+	stmt, err := tx.PrepareContext(ctx, `INSERT INTO keys (`+keyColumns+`) VALUES (?, ?, ?, '', 1, ?, ?, '', NULL, '')
 		ON CONFLICT (pubkey) DO NOTHING`)
 	if err != nil {
 		return nil, l.wrap("claim for export", err)
@@ -512,7 +533,7 @@ func scanKey(rows *sql.Rows) (*store.KeyState, error) {
 		updated     string
 		interchange []byte
 	)
-	if err := rows.Scan(&ks.Pubkey, &ks.ExportID, &state, &ks.Signer, &ks.Version, &updated, &ks.By, &ks.Note, &interchange); err != nil {
+	if err := rows.Scan(&ks.Pubkey, &ks.ExportID, &state, &ks.Signer, &ks.Version, &updated, &ks.By, &ks.Note, &interchange, &ks.AssignedTo); err != nil {
 		return nil, fmt.Errorf("store: read key state: %w", err)
 	}
 	ks.State = store.Status(state)
@@ -563,14 +584,14 @@ func (l *Ledger) PutKey(ctx context.Context, ks *store.KeyState) error {
 	if len(ks.Interchange) > 0 {
 		interchange = ks.Interchange
 	}
-	args := []any{ks.Pubkey, ks.ExportID, string(ks.State), ks.Signer, ks.Version, store.FormatTime(ks.UpdatedAt), ks.By, ks.Note, interchange}
+	args := []any{ks.Pubkey, ks.ExportID, string(ks.State), ks.Signer, ks.Version, store.FormatTime(ks.UpdatedAt), ks.By, ks.Note, interchange, ks.AssignedTo}
 	var res sql.Result
 	if version == 0 {
-		res, err = tx.ExecContext(ctx, `INSERT INTO keys (`+keyColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+		res, err = tx.ExecContext(ctx, `INSERT INTO keys (`+keyColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (pubkey) DO NOTHING`, args...)
 	} else {
 		res, err = tx.ExecContext(ctx, `UPDATE keys SET export_id = ?2, state = ?3, signer = ?4, version = ?5, updated_at = ?6,
-			changed_by = ?7, note = ?8, interchange = ?9 WHERE pubkey = ?1 AND version = ?10 AND export_id = ?2`,
+			changed_by = ?7, note = ?8, interchange = ?9, assigned_to = ?10 WHERE pubkey = ?1 AND version = ?11 AND export_id = ?2`,
 			append(args, version)...)
 	}
 	if err != nil {
