@@ -71,7 +71,7 @@ CREATE TABLE pins (
 `
 
 // ledgerV1ToV2 migrates a version 1 ledger: the assignee of a key not yet
-// live on it (store.KeyState.AssignedTo), '' for every existing key. New
+// live on it (store.KeyState.AssignedTo), empty for every existing key. New
 // files are made as version 1 and migrated the same way, so there is one
 // definition of the table.
 const ledgerV1ToV2 = `ALTER TABLE keys ADD COLUMN assigned_to TEXT NOT NULL DEFAULT ''`

@@ -49,7 +49,7 @@
 // The ledger schema is versioned with PRAGMA user_version too: version 2
 // added keys.assigned_to. OpenLedger migrates a version 1 file in the
 // IMMEDIATE transaction that reads its version (ALTER TABLE ADD COLUMN,
-// default ''), and refuses a newer one.
+// default empty), and refuses a newer one.
 //
 // Every ledger write is one IMMEDIATE transaction: CreateExport writes the
 // header and all candidates; ClaimForExport checks that the export exists and
