@@ -54,16 +54,31 @@ func (c *Custodian) Assign(ctx context.Context, pubkeys []string, signer string)
 	if len(signer) > store.MaxTextLen {
 		return nil, fmt.Errorf("%w: a signer name is at most %d bytes", ErrRequest, store.MaxTextLen)
 	}
-	return c.assign(ctx, pubkeys, signer)
+	return c.assign(ctx, pubkeys, signer, "")
 }
 
 // Unassign removes the assignment of pubkeys (a key with none is left as it
 // is). A key live on a signer is refused: unassigning does not unload it.
-func (c *Custodian) Unassign(ctx context.Context, pubkeys []string) ([]Assignment, error) {
-	return c.assign(ctx, pubkeys, "")
+// With from set, a key assigned to another signer than from is refused
+// (nothing is written).
+func (c *Custodian) Unassign(ctx context.Context, pubkeys []string, from string) ([]Assignment, error) {
+	return c.assign(ctx, pubkeys, "", from)
 }
 
-func (c *Custodian) assign(ctx context.Context, pubkeys []string, signer string) ([]Assignment, error) {
+// ExportMembers returns the keys whose deposits export id handed out, in
+// file order. An export that was not finished is refused.
+func (c *Custodian) ExportMembers(ctx context.Context, id string) ([]string, error) {
+	e, err := c.ledger.GetExport(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("custody: export %q: %w", id, err)
+	}
+	if !e.Sealed {
+		return nil, fmt.Errorf("%w: export %s was not finished; finish it first (export-deposits --export-id %s)", ErrExportOpen, id, id)
+	}
+	return e.Members, nil
+}
+
+func (c *Custodian) assign(ctx context.Context, pubkeys []string, signer, from string) ([]Assignment, error) {
 	if len(pubkeys) == 0 {
 		return nil, fmt.Errorf("%w: no key to assign", ErrRequest)
 	}
@@ -82,6 +97,9 @@ func (c *Custodian) assign(ctx context.Context, pubkeys []string, signer string)
 		rec, ks, err := c.Get(ctx, pk)
 		if err != nil {
 			return nil, err
+		}
+		if from != "" && ks != nil && ks.AssignedTo != "" && ks.AssignedTo != from {
+			return nil, fmt.Errorf("%w: 0x%s is assigned to %s, not %s", ErrAssigned, pk, ks.AssignedTo, from)
 		}
 		next, err := c.assignState(rec, ks, signer)
 		if err != nil {

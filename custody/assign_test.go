@@ -129,7 +129,7 @@ func TestAssignRules(t *testing.T) {
 	if _, err := f.cust.Assign(ctx, keys[:1], "t"); !errors.Is(err, ErrClaimed) || !strings.Contains(err.Error(), "live on s") {
 		t.Fatalf("assign a live key elsewhere: %v", err)
 	}
-	if _, err := f.cust.Unassign(ctx, keys[:1]); !errors.Is(err, ErrState) || !strings.Contains(err.Error(), "unload") {
+	if _, err := f.cust.Unassign(ctx, keys[:1], ""); !errors.Is(err, ErrState) || !strings.Contains(err.Error(), "unload") {
 		t.Fatalf("unassign a live key: %v", err)
 	}
 	// The takeover path still moves it (no assignment involved).
@@ -155,12 +155,16 @@ func TestAssignRules(t *testing.T) {
 	if _, err := f.cust.ClaimForSigner(ctx, LoadRequest{Signer: "s", Pubkeys: keys[1:2]}); !errors.Is(err, ErrAssigned) {
 		t.Fatalf("old assignee claims: %v", err)
 	}
-	if got, err := f.cust.Unassign(ctx, keys[1:3]); err != nil || !got[0].Changed || got[1].Key.AssignedTo != "" {
+	if _, err := f.cust.Unassign(ctx, keys[1:3], "s"); !errors.Is(err, ErrAssigned) || !strings.Contains(err.Error(), "assigned to t") {
+		t.Fatalf("unassign from s of a key assigned to t: %v", err)
+	}
+	mustAssigned(t, f, "s", keys[2])
+	if got, err := f.cust.Unassign(ctx, keys[1:3], ""); err != nil || !got[0].Changed || got[1].Key.AssignedTo != "" {
 		t.Fatalf("unassign: %+v %v", got, err)
 	}
 	mustAssigned(t, f, "s")
 	mustAssigned(t, f, "t")
-	if got, err := f.cust.Unassign(ctx, keys[1:2]); err != nil || got[0].Changed {
+	if got, err := f.cust.Unassign(ctx, keys[1:2], "t"); err != nil || got[0].Changed {
 		t.Fatalf("unassign again: %+v %v", got, err)
 	}
 	// An unassigned key is claimed by anyone, as before.

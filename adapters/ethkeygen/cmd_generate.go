@@ -322,7 +322,8 @@ func runExportDeposits(ctx context.Context, e *env, args []string) error {
 func runList(ctx context.Context, e *env, args []string) error {
 	fs := newFlags(e, "list", "[--status S] [--request-id ID] [--exports] [--json]",
 		"Lists stored validators with their state (public data only), or with --exports the exports.\n"+
-			"States: generated, imported, exported, deposited (live on a signer), exit-signed, retired.\n"+
+			"States: generated, imported, exported, deposited (live on a signer), exit-signed, retired. A last column\n"+
+			"names the signer a key is live on, or the one it is assigned to (assign) and not yet live on.\n"+
 			"A record that fails its authenticator is listed as forged and is never exported or loaded.")
 	status := fs.String("status", "", "only validators in this state")
 	requestID := fs.String("request-id", "", "only records of this request")
@@ -373,15 +374,15 @@ func runList(ctx context.Context, e *env, args []string) error {
 		if en.Err != nil {
 			st = "forged"
 		}
-		var exportID, signer string
+		var exportID, signer, assignee string
 		if en.Key != nil {
-			exportID, signer = en.Key.ExportID, en.Key.Signer
+			exportID, signer, assignee = en.Key.ExportID, en.Key.Signer, en.Key.AssignedTo
 		}
 		if *asJSON {
 			m := map[string]any{"pubkey": rec.Pubkey, "status": st, "network": rec.Network,
 				"request_id": rec.RequestID, "slot": rec.Slot, "withdrawal_credentials": rec.WithdrawalCredentials,
 				"created_at": rec.CreatedAt, "version": rec.Provenance.Version, "build": rec.Provenance.BuildHash,
-				"origin": rec.Origin, "export_id": exportID, "signer": signer,
+				"origin": rec.Origin, "export_id": exportID, "signer": signer, "assigned_to": assignee,
 				"slashing_history": en.Key != nil && en.Key.Interchange != nil}
 			if en.Err != nil {
 				m["error"] = oneLine(en.Err.Error())
@@ -391,7 +392,14 @@ func runList(ctx context.Context, e *env, args []string) error {
 			}
 			continue
 		}
-		fmt.Fprintf(e.stdout, "0x%s\t%s\t%s\t%s/%d\t%s\n", rec.Pubkey, st, rec.Network, rec.RequestID, rec.Slot, rec.CreatedAt.Format(time.RFC3339))
+		where := ""
+		switch {
+		case assignee != "":
+			where = "\tassigned to " + assignee
+		case signer != "":
+			where = "\ton " + signer
+		}
+		fmt.Fprintf(e.stdout, "0x%s\t%s\t%s\t%s/%d\t%s%s\n", rec.Pubkey, st, rec.Network, rec.RequestID, rec.Slot, rec.CreatedAt.Format(time.RFC3339), where)
 	}
 	return nil
 }
