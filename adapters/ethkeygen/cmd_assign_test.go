@@ -35,6 +35,7 @@ func assignBadInputCases(w *badInputWorld) []struct {
 		{"assign/unknown request", []string{"assign", "--db", w.db, "--request-id", "nope", "--signer", "s"}, "no validator selected"},
 		{"assign/positional argument", []string{"assign", "--db", w.db, "--pubkey", w.pubkey, "--signer", "s", "extra"}, "unexpected argument"},
 		{"assign/unknown flag", []string{"assign", "--db", w.db, "--pubkey", w.pubkey, "--signer", "s", "--takeover"}, "unknown flag --takeover"},
+		{"export-deposits/assign-to with a newline", []string{"export-deposits", "--db", w.db, "--export-id", "req-bad-input", "--bls-withdrawal", "--assign-to", "a\nb", "--out", filepath.Join(w.dir, "at")}, "--assign-to"},
 		{"assign/store missing", []string{"assign", "--db", filepath.Join(w.dir, "no-such-dir", "x.db"), "--pubkey", w.pubkey, "--signer", "s"}, "store"},
 	}
 }
@@ -127,6 +128,19 @@ func TestAssignCLI(t *testing.T) {
 	}
 	if e := assignList(t, db)[pks[1]]; e.AssignedTo != "enclave:a" {
 		t.Fatalf("other key: %+v", e)
+	}
+
+	// export-deposits --assign-to: the export's file again, and its
+	// validators assigned.
+	g2 := generateJSON(t, "--count", "2", "--chain", "hoodi", "--bls-withdrawal", "--db", db, "--out", dir, "--secret-format", "raw", "--request-id", "as2")
+	r = runCLI(t, "export-deposits", "--db", db, "--export-id", "req-as2", "--bls-withdrawal", "--out", dir, "--assign-to", "enclave:b", "--json")
+	if r.code != 0 || !strings.Contains(r.stdout, `"assigned":2`) || !strings.Contains(r.stdout, `"assigned_to":"enclave:b"`) {
+		t.Fatalf("export-deposits --assign-to: %d %q %q", r.code, r.stdout, r.stderr)
+	}
+	for _, v := range g2.Validators {
+		if e := assignList(t, db)[v.Pubkey]; e.AssignedTo != "enclave:b" {
+			t.Fatalf("after export-deposits --assign-to: %+v", e)
+		}
 	}
 
 	// A retired key is refused.
