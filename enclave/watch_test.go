@@ -19,7 +19,9 @@ import (
 	"github.com/ethkeygen/ethkeygen/custody"
 	"github.com/ethkeygen/ethkeygen/enclave"
 	"github.com/ethkeygen/ethkeygen/enclave/parent"
+	"github.com/ethkeygen/ethkeygen/internal/testenv"
 	"github.com/ethkeygen/ethkeygen/store"
+	"github.com/ethkeygen/ethkeygen/web3signer/keymanager"
 )
 
 const watchSigner = "enclave:watch-test:16"
@@ -317,3 +319,81 @@ func TestLoadReleasesOnlyWhatCannotBeLive(t *testing.T) {
 type failWriter struct{ io.ReadWriter }
 
 func (failWriter) Write([]byte) (int, error) { return 0, errors.New("broken pipe") }
+
+// TestWatchKeymanager: the watch feeding a real Keymanager API (Lodestar's
+// validator client under lodestar dev) through one long-running enclave:
+// keys assigned in two rounds are all listed by the validator client, with
+// no restart of anything.
+func TestWatchKeymanager(t *testing.T) {
+	km := testenv.KeymanagerAPI(t)
+	tok, err := keymanager.ReadTokenFile(km.TokenFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	client, err := keymanager.New(km.URL, tok, keymanager.WithTimeout(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	resp, err := http.Get(km.BeaconURL + "/eth/v1/beacon/genesis")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var g struct {
+		Data struct {
+			Root string `json:"genesis_validators_root"`
+		} `json:"data"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&g); err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+
+	w := newWorld(t)
+	cfg := w.config()
+	cfg.Signer = &enclave.KeymanagerSigner{Client: client}
+	t.Cleanup(func() { _, _, _ = client.Delete(context.Background(), w.pubkeys) })
+	var serves atomic.Int32
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	passes := make(chan parent.Pass)
+	done := make(chan error, 1)
+	go func() {
+		done <- parent.Watch(ctx, w.cust, parent.WatchConfig{
+			Signer: watchSigner, Interval: 10 * time.Millisecond, Dial: w.enclaveDialer(cfg, &serves), Logger: debugLogger(w.parLog), Passes: passes,
+			Request: func(context.Context) (parent.Request, error) {
+				return parent.Request{Region: "eu-west-1", Credentials: testCreds, GenesisValidatorsRoot: g.Data.Root}, nil
+			},
+		})
+	}()
+	for n, round := range [][]string{w.pubkeys[:2], w.pubkeys[2:]} {
+		if _, err := w.cust.Assign(ctx, round, watchSigner); err != nil {
+			t.Fatal(err)
+		}
+		p := nextPass(t, passes, "loading a round", func(p parent.Pass) bool { return len(p.Loaded)+len(p.Refused) > 0 || p.Err != nil })
+		if p.Err != nil || !slices.Equal(p.Loaded, sorted(round)) {
+			t.Fatalf("round %d: %+v\n%s", n+1, p, w.encLog.String())
+		}
+	}
+	keys, err := client.List(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	listed := map[string]bool{}
+	for _, k := range keys {
+		listed[k.Pubkey] = true
+	}
+	for _, pk := range w.pubkeys {
+		if !listed[pk] {
+			t.Fatalf("key %s not on the validator client", pk[:8])
+		}
+		if ks := w.state(pk); ks.State != store.StatusDeposited || ks.Signer != watchSigner {
+			t.Fatalf("key %s: %+v", pk[:8], ks)
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("watch: %v", err)
+	}
+	w.assertLogsClean()
+}
