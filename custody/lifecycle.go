@@ -25,6 +25,7 @@ import (
 //
 //	generated ──Export──▶ exported ──ClaimForSigner──▶ deposited ──MarkExitSigned──▶ exit-signed
 //	imported ─────────────────────────ClaimForSigner──▶ deposited
+//	exported / imported ──Assign(S)──▶ the same, assigned to S (only S may claim it; see assign.go)
 //	any state ──Retire──▶ retired (final: never loaded, exported or signed for again)
 //
 // A deposit is handed out only through an export, and a key belongs to at
@@ -705,6 +706,11 @@ func (c *Custodian) signerState(rec *store.Record, ks *store.KeyState, req LoadR
 	}
 	next.Version = ks.Version + 1
 	next.ExportID, next.Interchange = ks.ExportID, ks.Interchange
+	// An assignment names the one signer the key may be claimed for while
+	// it is not live; the claim uses it up (next.AssignedTo is empty).
+	if ks.AssignedTo != "" && ks.AssignedTo != req.Signer {
+		return nil, fmt.Errorf("%w: 0x%s is assigned to %s, not %s: load it there, or reassign it first (ethkeygen assign)", ErrAssigned, rec.Pubkey, ks.AssignedTo, req.Signer)
+	}
 	switch ks.State {
 	case store.StatusRetired:
 		return nil, fmt.Errorf("%w: 0x%s is retired: refusing to load it into a signer", ErrState, rec.Pubkey)
@@ -860,6 +866,7 @@ func (c *Custodian) MarkExitSigned(ctx context.Context, pubkey string) (*store.K
 			return ks, nil
 		}
 		next.Version, next.ExportID, next.Signer, next.Interchange = ks.Version+1, ks.ExportID, ks.Signer, ks.Interchange
+		next.AssignedTo = ks.AssignedTo // where the key goes does not change
 	}
 	if err := c.ledger.PutKey(ctx, next); err != nil {
 		return nil, fmt.Errorf("custody: recording the exit of 0x%s: %w", pubkey, err)

@@ -16,6 +16,7 @@ type KeyState struct {
 	ExportID    string    // the export holding this key's deposit; set once, never changed; "" for imported keys
 	State       Status    // exported | deposited | exit-signed | retired
 	Signer      string    // signer the key is live on (deposited, exit-signed); "" otherwise
+	AssignedTo  string    // signer the key is assigned to and not yet live on (custody.Assign); "" none
 	Version     int64     // compare-and-set counter: 1 on first write, +1 on every write
 	UpdatedAt   time.Time // UTC, ms
 	By          string    // who made the last change (user@host, role ARN)
@@ -41,7 +42,7 @@ const (
 	// A minimal EIP-3076 interchange (the latest signed block and
 	// attestation) is well under 1 KB.
 	MaxInterchangeLen = 256 << 10
-	// MaxTextLen bounds KeyState.Signer, By and Note, and Export.By.
+	// MaxTextLen bounds KeyState.Signer, AssignedTo, By and Note, and Export.By.
 	MaxTextLen = 4096
 	// MaxPinNameLen and MaxPinValueLen bound Pin's arguments.
 	MaxPinNameLen  = 256
@@ -50,7 +51,7 @@ const (
 
 // Validate checks the form of a KeyState before it is written: a valid
 // pubkey, a ledger state, Version >= 1, UpdatedAt set, ExportID empty or a
-// valid export id, Signer, By and Note at most MaxTextLen bytes, and
+// valid export id, Signer, AssignedTo, By and Note at most MaxTextLen bytes, and
 // Interchange, if present, valid JSON of at most MaxInterchangeLen bytes. It checks no
 // lifecycle rule (which transitions are allowed is custody's business).
 // Errors wrap ErrInvalid.
@@ -68,8 +69,8 @@ func (ks *KeyState) Validate() error {
 		return fmt.Errorf("%w: key %s: version %d < 1", ErrInvalid, ks.Pubkey, ks.Version)
 	case ks.UpdatedAt.IsZero():
 		return fmt.Errorf("%w: key %s: zero UpdatedAt", ErrInvalid, ks.Pubkey)
-	case len(ks.Signer) > MaxTextLen || len(ks.By) > MaxTextLen || len(ks.Note) > MaxTextLen:
-		return fmt.Errorf("%w: key %s: signer, by or note longer than %d bytes", ErrInvalid, ks.Pubkey, MaxTextLen)
+	case len(ks.Signer) > MaxTextLen || len(ks.AssignedTo) > MaxTextLen || len(ks.By) > MaxTextLen || len(ks.Note) > MaxTextLen:
+		return fmt.Errorf("%w: key %s: signer, assignee, by or note longer than %d bytes", ErrInvalid, ks.Pubkey, MaxTextLen)
 	case len(ks.Interchange) > MaxInterchangeLen:
 		return fmt.Errorf("%w: key %s: interchange of %d bytes is longer than %d", ErrInvalid, ks.Pubkey, len(ks.Interchange), MaxInterchangeLen)
 	case len(ks.Interchange) > 0 && !json.Valid(ks.Interchange):

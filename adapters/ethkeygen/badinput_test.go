@@ -222,6 +222,7 @@ func TestBadInputPerCommand(t *testing.T) {
 	cases = append(cases, opsBadInputCases(t, w)...)    // cmd_ops_test.go
 	cases = append(cases, sealedOpsBadInputCases(w)...) // cmd_ops_sealed_test.go
 	cases = append(cases, signerBadInputCases(t, w)...) // signer_badinput_test.go
+	cases = append(cases, assignBadInputCases(w)...)    // cmd_assign_test.go
 	seen := map[string]bool{}
 	for _, c := range cases {
 		seen[strings.SplitN(c.name, "/", 2)[0]] = true

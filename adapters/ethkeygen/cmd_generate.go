@@ -231,7 +231,7 @@ func runGenerate(ctx context.Context, e *env, args []string) error {
 }
 
 func runExportDeposits(ctx context.Context, e *env, args []string) error {
-	fs := newFlags(e, "export-deposits", "(--request-id ID | --pubkey HEX... | --all | --export-id ID) --withdrawal-address 0x.. [--out DIR]",
+	fs := newFlags(e, "export-deposits", "(--request-id ID | --pubkey HEX... | --all | --export-id ID) --withdrawal-address 0x.. [--out DIR] [--assign-to NAME]",
 		"Hands out deposits through an export: claims the selected validators for the export in the ledger (each\n"+
 			"validator belongs to at most one export, whatever runs at the same time), freezes it, then writes its\n"+
 			"Launchpad file deposit_data-<unix>-<export id>.json, a pure function of the export. Re-running it, or naming an\n"+
@@ -245,6 +245,7 @@ func runExportDeposits(ctx context.Context, e *env, args []string) error {
 	fs.Var(&pubkeys, "pubkey", "this validator (repeatable)")
 	all := fs.Bool("all", false, "every validator not exported yet")
 	chain := fs.String("chain", "", "the network every selected deposit must be for")
+	assignTo := fs.String("assign-to", "", "then assign the export's validators to this signer (as ethkeygen assign --export-id ID --signer NAME)")
 	var tf targetFlags
 	tf.register(fs)
 	var bf backendFlags
@@ -280,6 +281,9 @@ func runExportDeposits(ctx context.Context, e *env, args []string) error {
 	if err := tf.request(&req); err != nil {
 		return err
 	}
+	if err := checkSignerName(*assignTo); err != nil {
+		return usagef("--assign-to: %s", strings.TrimPrefix(userText(err), "--signer "))
+	}
 	if err := checkOutDir(*out); err != nil {
 		return err
 	}
@@ -301,9 +305,21 @@ func runExportDeposits(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	assigned := 0
+	if *assignTo != "" && len(res.Export.Members) > 0 {
+		as, err := lc.cust.Assign(ctx, res.Export.Members, *assignTo)
+		if err != nil {
+			return fmt.Errorf("deposit data written to %s, but assigning its validators to %s failed: %w", path, *assignTo, err)
+		}
+		assigned = len(as)
+	}
 	if *asJSON {
-		return json.NewEncoder(e.stdout).Encode(map[string]any{"export_id": res.Export.ID, "deposit_data": path,
-			"count": len(res.Deposits), "network": res.Export.Network, "resumed": res.Resumed})
+		m := map[string]any{"export_id": res.Export.ID, "deposit_data": path,
+			"count": len(res.Deposits), "network": res.Export.Network, "resumed": res.Resumed}
+		if *assignTo != "" {
+			m["assigned_to"], m["assigned"] = *assignTo, assigned
+		}
+		return json.NewEncoder(e.stdout).Encode(m)
 	}
 	if path == "" {
 		fmt.Fprintf(e.stderr, "export %s holds no deposit (its validators were claimed by other exports)\n", res.Export.ID)
@@ -316,13 +332,17 @@ func runExportDeposits(ctx context.Context, e *env, args []string) error {
 	}
 	fmt.Fprintf(e.stderr, "export %s: %d deposits on %s in %s%s\n", res.Export.ID, len(res.Deposits), res.Export.Network, path, note)
 	printSummary(e, res)
+	if *assignTo != "" {
+		fmt.Fprintf(e.stderr, "%s assigned to %s\n", plural(assigned, "validator"), *assignTo)
+	}
 	return nil
 }
 
 func runList(ctx context.Context, e *env, args []string) error {
 	fs := newFlags(e, "list", "[--status S] [--request-id ID] [--exports] [--json]",
 		"Lists stored validators with their state (public data only), or with --exports the exports.\n"+
-			"States: generated, imported, exported, deposited (live on a signer), exit-signed, retired.\n"+
+			"States: generated, imported, exported, deposited (live on a signer), exit-signed, retired. A last column\n"+
+			"names the signer a key is live on, or the one it is assigned to (assign) and not yet live on.\n"+
 			"A record that fails its authenticator is listed as forged and is never exported or loaded.")
 	status := fs.String("status", "", "only validators in this state")
 	requestID := fs.String("request-id", "", "only records of this request")
@@ -387,15 +407,15 @@ func runList(ctx context.Context, e *env, args []string) error {
 		if en.Err != nil {
 			st = "forged"
 		}
-		var exportID, signer string
+		var exportID, signer, assignee string
 		if en.Key != nil {
-			exportID, signer = en.Key.ExportID, en.Key.Signer
+			exportID, signer, assignee = en.Key.ExportID, en.Key.Signer, en.Key.AssignedTo
 		}
 		if *asJSON {
 			m := map[string]any{"pubkey": rec.Pubkey, "status": st, "network": rec.Network,
 				"request_id": rec.RequestID, "slot": rec.Slot, "withdrawal_credentials": rec.WithdrawalCredentials,
 				"created_at": rec.CreatedAt, "version": rec.Provenance.Version, "build": rec.Provenance.BuildHash,
-				"origin": rec.Origin, "export_id": exportID, "signer": signer,
+				"origin": rec.Origin, "export_id": exportID, "signer": signer, "assigned_to": assignee,
 				"slashing_history": en.Key != nil && en.Key.Interchange != nil}
 			if en.Err != nil {
 				m["error"] = oneLine(en.Err.Error())
@@ -405,7 +425,14 @@ func runList(ctx context.Context, e *env, args []string) error {
 			}
 			continue
 		}
-		fmt.Fprintf(e.stdout, "0x%s\t%s\t%s\t%s/%d\t%s\n", rec.Pubkey, st, rec.Network, rec.RequestID, rec.Slot, rec.CreatedAt.Format(time.RFC3339))
+		where := ""
+		switch {
+		case assignee != "":
+			where = "\tassigned to " + assignee
+		case signer != "":
+			where = "\ton " + signer
+		}
+		fmt.Fprintf(e.stdout, "0x%s\t%s\t%s\t%s/%d\t%s%s\n", rec.Pubkey, st, rec.Network, rec.RequestID, rec.Slot, rec.CreatedAt.Format(time.RFC3339), where)
 	}
 	return nil
 }

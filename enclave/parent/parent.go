@@ -28,6 +28,10 @@ type Custodian interface {
 
 var _ Custodian = (*custody.Custodian)(nil)
 
+// ErrUncertain reports a load request that was sent without an answer
+// coming back: the enclave may have loaded its keys, so they stay claimed.
+var ErrUncertain = errors.New("parent: the enclave may have loaded the keys")
+
 // Request says what to load.
 type Request struct {
 	Region                string
@@ -70,6 +74,12 @@ func Load(ctx context.Context, conn io.ReadWriter, cust Custodian, req Request, 
 	if err != nil {
 		return nil, fmt.Errorf("parent: %w", err)
 	}
+	// The claims are released when the enclave cannot have loaded the keys:
+	// the request did not leave, or the enclave answered that it loaded
+	// nothing. Once the request was sent and no answer came back, the
+	// enclave may have loaded them: they stay claimed for this signer (a
+	// retry by the same signer is harmless; another signer must not get
+	// them), and the error says so (ErrUncertain).
 	loaded := false
 	defer func() {
 		if !loaded {
@@ -99,12 +109,18 @@ func Load(ctx context.Context, conn io.ReadWriter, cust Custodian, req Request, 
 	if err := enclave.WriteMessage(conn, &enclave.Message{Type: enclave.TypeLoad, Load: lr}); err != nil {
 		return nil, err
 	}
+	uncertain := func(err error) (*enclave.Result, error) {
+		loaded = true // keep the claims: see above
+		log.Error("no answer from the enclave after the request was sent: the keys stay claimed for this signer",
+			slog.String("signer", req.Signer), slog.Int("keys", len(lr.Records)), slog.String("error", err.Error()))
+		return nil, fmt.Errorf("%w (%d keys stay claimed for %s: check the signer before loading them elsewhere): %w", ErrUncertain, len(lr.Records), req.Signer, err)
+	}
 	msg, err := enclave.ReadMessage(conn, 0)
 	if err != nil {
-		return nil, err
+		return uncertain(err)
 	}
-	if msg.Type != enclave.TypeResult {
-		return nil, fmt.Errorf("%w: expected a result, got %q", enclave.ErrProtocol, msg.Type)
+	if msg.Type != enclave.TypeResult || msg.Result == nil {
+		return uncertain(fmt.Errorf("%w: expected a result, got %q", enclave.ErrProtocol, msg.Type))
 	}
 	res := msg.Result
 	for _, k := range res.Keys {

@@ -76,7 +76,7 @@
 // PAY_PER_REQUEST (point-in-time recovery is the deployment template's
 // business). Its items, each with a kind attribute that scans filter on:
 //
-//	pk = "key#<pubkey>"                       kind key: pubkey, export_id, state, signer, version (N), updated_at, by, note, interchange (B)
+//	pk = "key#<pubkey>"                       kind key: pubkey, export_id, state, signer, assigned_to, version (N), updated_at, by, note, interchange (B)
 //	pk = "export#<id>"                        kind export, the header: id, created_at, network, withdrawal_credentials,
 //	                                          claims (N), sealed (BOOL), by, candidate_count, candidate_chunks,
 //	                                          candidates_sha256, member_count, member_chunks, members_sha256;

@@ -697,7 +697,7 @@ func encodeKey(ks *store.KeyState) map[string]types.AttributeValue {
 		"updated_at": s(store.FormatTime(ks.UpdatedAt)),
 		"v":          n(1),
 	}
-	for name, v := range map[string]string{"export_id": ks.ExportID, "signer": ks.Signer, "by": ks.By, "note": ks.Note} {
+	for name, v := range map[string]string{"export_id": ks.ExportID, "signer": ks.Signer, "assigned_to": ks.AssignedTo, "by": ks.By, "note": ks.Note} {
 		if v != "" {
 			item[name] = s(v)
 		}
@@ -718,6 +718,7 @@ func decodeKey(item map[string]types.AttributeValue) (*store.KeyState, error) {
 		ExportID:    d.s("export_id", false),
 		State:       store.Status(d.s("state", true)),
 		Signer:      d.s("signer", false),
+		AssignedTo:  d.s("assigned_to", false),
 		Version:     d.n64("version"),
 		UpdatedAt:   d.time("updated_at"),
 		By:          d.s("by", false),

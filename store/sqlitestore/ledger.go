@@ -71,13 +71,17 @@ CREATE TABLE pins (
 `
 
 // ledgerMigrateV1 makes a version 1 ledger (or the freshly created version 1
-// schema) version 2: exports gain top_up_gwei, 0 for every existing export
-// (each holds its members' generated deposits).
+// schema, so that there is one definition of the tables) version 2:
+// exports gain top_up_gwei, 0 for every existing export (each holds its
+// members' generated deposits), and keys gain assigned_to, the assignee of
+// a key not yet live on it (store.KeyState.AssignedTo), empty for every
+// existing key.
 const ledgerMigrateV1 = `
 ALTER TABLE exports ADD COLUMN top_up_gwei INTEGER NOT NULL DEFAULT 0 CHECK (top_up_gwei >= 0);
+ALTER TABLE keys ADD COLUMN assigned_to TEXT NOT NULL DEFAULT '';
 `
 
-const keyColumns = `pubkey, export_id, state, signer, version, updated_at, changed_by, note, interchange`
+const keyColumns = `pubkey, export_id, state, signer, version, updated_at, changed_by, note, interchange, assigned_to`
 
 // chunkPubkeys is how many pubkeys one row of export_candidates or
 // export_members holds, packed 48 bytes each (192,000 bytes). Lists are
@@ -487,7 +491,7 @@ func (l *Ledger) ClaimForExport(ctx context.Context, exportID string, pubkeys []
 	case sealed != 0:
 		return nil, fmt.Errorf("%w: export %s is sealed", store.ErrConflict, exportID)
 	}
-	stmt, err := tx.PrepareContext(ctx, `INSERT INTO keys (`+keyColumns+`) VALUES (?, ?, ?, '', 1, ?, ?, '', NULL)
+	stmt, err := tx.PrepareContext(ctx, `INSERT INTO keys (`+keyColumns+`) VALUES (?, ?, ?, '', 1, ?, ?, '', NULL, '')
 		ON CONFLICT (pubkey) DO NOTHING`)
 	if err != nil {
 		return nil, l.wrap("claim for export", err)
@@ -593,7 +597,7 @@ func scanKey(rows *sql.Rows) (*store.KeyState, error) {
 		updated     string
 		interchange []byte
 	)
-	if err := rows.Scan(&ks.Pubkey, &ks.ExportID, &state, &ks.Signer, &ks.Version, &updated, &ks.By, &ks.Note, &interchange); err != nil {
+	if err := rows.Scan(&ks.Pubkey, &ks.ExportID, &state, &ks.Signer, &ks.Version, &updated, &ks.By, &ks.Note, &interchange, &ks.AssignedTo); err != nil {
 		return nil, fmt.Errorf("store: read key state: %w", err)
 	}
 	ks.State = store.Status(state)
@@ -647,14 +651,14 @@ func (l *Ledger) PutKey(ctx context.Context, ks *store.KeyState) error {
 	if len(ks.Interchange) > 0 {
 		interchange = ks.Interchange
 	}
-	args := []any{ks.Pubkey, ks.ExportID, string(ks.State), ks.Signer, ks.Version, store.FormatTime(ks.UpdatedAt), ks.By, ks.Note, interchange}
+	args := []any{ks.Pubkey, ks.ExportID, string(ks.State), ks.Signer, ks.Version, store.FormatTime(ks.UpdatedAt), ks.By, ks.Note, interchange, ks.AssignedTo}
 	var res sql.Result
 	if version == 0 {
-		res, err = tx.ExecContext(ctx, `INSERT INTO keys (`+keyColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+		res, err = tx.ExecContext(ctx, `INSERT INTO keys (`+keyColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (pubkey) DO NOTHING`, args...)
 	} else {
 		res, err = tx.ExecContext(ctx, `UPDATE keys SET export_id = ?2, state = ?3, signer = ?4, version = ?5, updated_at = ?6,
-			changed_by = ?7, note = ?8, interchange = ?9 WHERE pubkey = ?1 AND version = ?10 AND export_id = ?2`,
+			changed_by = ?7, note = ?8, interchange = ?9, assigned_to = ?10 WHERE pubkey = ?1 AND version = ?11 AND export_id = ?2`,
 			append(args, version)...)
 	}
 	if err != nil {

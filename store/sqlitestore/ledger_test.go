@@ -1,6 +1,7 @@
 package sqlitestore
 
 import (
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -237,5 +238,72 @@ func TestLedgerLocked(t *testing.T) {
 	a.Close()
 	if _, err := a.GetKey(t.Context(), storetest.Pubkey(t)); !errors.Is(err, store.ErrUnavailable) {
 		t.Errorf("GetKey after Close = %v, want ErrUnavailable", err)
+	}
+}
+
+// TestMigrateLedgerV1File opens a copy of testdata/ledger-v1.db, written by
+// the ledger-schema-v1 code (see testdata/SOURCE): every key state reads
+// back as it was written with no assignee, the export and pin are kept, the
+// file is now version 2, and an assignee can be written and read.
+func TestMigrateLedgerV1File(t *testing.T) {
+	raw, err := os.ReadFile("testdata/ledger-v1.db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []*store.KeyState
+	b, err := os.ReadFile("testdata/ledger-v1.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &want); err != nil {
+		t.Fatal(err)
+	}
+	if len(want) != 4 {
+		t.Fatalf("ledger-v1.json holds %d key states, want 4", len(want))
+	}
+	path := filepath.Join(t.TempDir(), "ethkeygen.db.ledger")
+	if err := os.WriteFile(path, raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if v := userVersion(t, path); v != 1 {
+		t.Fatalf("testdata/ledger-v1.db has user_version %d, want 1", v)
+	}
+	check := func(l *Ledger) {
+		t.Helper()
+		var got []*store.KeyState
+		for ks, err := range l.Keys(t.Context()) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, ks)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("keys after migration:\n got %+v\nwant %+v", got, want)
+		}
+		e, err := l.GetExport(t.Context(), "req-v1")
+		if err != nil || !e.Sealed || len(e.Members) != 3 || e.Claims != 3 {
+			t.Errorf("export req-v1 after migration: %+v, %v", e, err)
+		}
+		if v, err := l.Pin(t.Context(), "sealing-key", "other"); err != nil || v != "age1example" {
+			t.Errorf("pin after migration: %q, %v", v, err)
+		}
+	}
+	l := openLedger(t, path)
+	check(l)
+	if v := userVersion(t, path); v != ledgerVersion || ledgerVersion != 2 {
+		t.Errorf("user_version after OpenLedger = %d, want %d (= 2)", v, ledgerVersion)
+	}
+	// Reopening a migrated file changes nothing.
+	l.Close()
+	l = openLedger(t, path)
+	check(l)
+	// The new column is written and read.
+	ks := *want[0]
+	ks.Version, ks.AssignedTo, ks.UpdatedAt = ks.Version+1, "enclave:parent-1", ks.UpdatedAt.Add(time.Second)
+	if err := l.PutKey(t.Context(), &ks); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := l.GetKey(t.Context(), ks.Pubkey); err != nil || got.AssignedTo != "enclave:parent-1" {
+		t.Errorf("assigned key read back as %+v, %v", got, err)
 	}
 }

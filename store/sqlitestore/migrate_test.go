@@ -280,7 +280,7 @@ func TestMigrateLedgerV1(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := db.Exec(`INSERT INTO keys (`+keyColumns+`) VALUES (?, 'exp-v1', 'exported', '', 1, ?, 'v1@host', '', NULL)`,
+	if _, err := db.Exec(`INSERT INTO keys (pubkey, export_id, state, signer, version, updated_at, changed_by, note, interchange) VALUES (?, 'exp-v1', 'exported', '', 1, ?, 'v1@host', '', NULL)`,
 		pk, store.FormatTime(created)); err != nil {
 		t.Fatal(err)
 	}

@@ -34,7 +34,8 @@
 // path with ".ledger" appended), marked with its own PRAGMA application_id so
 // that neither Open nor OpenLedger accepts the other's file:
 //
-//	keys(pubkey PRIMARY KEY, export_id, state, signer, version, updated_at, changed_by, note, interchange)
+//	keys(pubkey PRIMARY KEY, export_id, state, signer, version, updated_at, changed_by, note, interchange,
+//	     assigned_to)
 //	exports(id PRIMARY KEY, created_at, network, withdrawal_credentials, claims, sealed, created_by,
 //	        candidate_count, member_count)
 //	export_candidates(export_id, chunk, pubkeys)   PRIMARY KEY (export_id, chunk)
@@ -44,6 +45,11 @@
 // The candidate and member lists are stored in chunks of 4000 pubkeys
 // packed as binary, 48 bytes each, in file order (a 100,000-key export is 25
 // rows); reads check them against the counts in the header row.
+//
+// The ledger schema is versioned with PRAGMA user_version too: version 2
+// added keys.assigned_to. OpenLedger migrates a version 1 file in the
+// IMMEDIATE transaction that reads its version (ALTER TABLE ADD COLUMN,
+// default empty), and refuses a newer one.
 //
 // Every ledger write is one IMMEDIATE transaction: CreateExport writes the
 // header and all candidates; ClaimForExport checks that the export exists and

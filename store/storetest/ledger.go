@@ -34,6 +34,7 @@ func RunLedger(t *testing.T, newLedger func(t *testing.T) store.Ledger) {
 		{"RaceTopUpExport", testRaceTopUpExport},
 		{"PutKey", testPutKey},
 		{"PutKeyInvalid", testPutKeyInvalid},
+		{"AssignedTo", testAssignedTo},
 		{"Keys", testKeys},
 		{"Pin", testPin},
 		{"LargeExport", testLargeExport},
@@ -771,6 +772,7 @@ func testPutKey(t *testing.T, l store.Ledger) {
 	big.Note = strings.Repeat("n", store.MaxTextLen)
 	big.By = strings.Repeat("b", store.MaxTextLen)
 	big.Signer = strings.Repeat("s", store.MaxTextLen)
+	big.AssignedTo = strings.Repeat("a", store.MaxTextLen)
 	if err := l.PutKey(ctx(t), big); err != nil {
 		t.Fatalf("PutKey(largest): %v", err)
 	}
@@ -811,6 +813,7 @@ func testPutKeyInvalid(t *testing.T, l store.Ledger) {
 		"bad interchange": func(k *store.KeyState) { k.Interchange = []byte(`{"data":`) },
 		"bad export id":   func(k *store.KeyState) { k.ExportID = "a#b" },
 		"long note":       func(k *store.KeyState) { k.Note = strings.Repeat("n", store.MaxTextLen+1) },
+		"long assignee":   func(k *store.KeyState) { k.AssignedTo = strings.Repeat("a", store.MaxTextLen+1) },
 		"long interchange": func(k *store.KeyState) {
 			k.Interchange = []byte(`"` + strings.Repeat("i", store.MaxInterchangeLen) + `"`)
 		},
@@ -829,6 +832,56 @@ func testPutKeyInvalid(t *testing.T, l store.Ledger) {
 			t.Fatal(err)
 		}
 		t.Errorf("refused key %s was written", ks.Pubkey)
+	}
+}
+
+// testAssignedTo: the assignee of a key is written, changed and cleared by
+// PutKey like every other field, under the same compare-and-set, and Keys
+// reads it; a key claimed for an export starts with none.
+func testAssignedTo(t *testing.T, l store.Ledger) {
+	e := NewExport(t, Pubkeys(t, 2))
+	mustCreate(t, l, e)
+	claimed := mustClaim(t, l, e.ID, e.Candidates)
+	pk, other := claimed[0], claimed[1]
+	if got := mustGetKey(t, l, pk); got.AssignedTo != "" {
+		t.Fatalf("claimed key has assignee %q, want none", got.AssignedTo)
+	}
+	at := time.Date(2026, 5, 6, 7, 8, 9, 0, time.UTC)
+	assigned := store.KeyState{Pubkey: pk, ExportID: e.ID, State: store.StatusExported, AssignedTo: "enclave:parent-a",
+		Version: 2, UpdatedAt: at, By: "op"}
+	if err := l.PutKey(ctx(t), &assigned); err != nil {
+		t.Fatalf("PutKey(assigned): %v", err)
+	}
+	checkKey(t, "assigned", mustGetKey(t, l, pk), &assigned)
+	// A stale writer (version 2 again) cannot move the assignment.
+	stale := assigned
+	stale.AssignedTo = "enclave:parent-b"
+	if err := l.PutKey(ctx(t), &stale); !errors.Is(err, store.ErrConflict) {
+		t.Errorf("PutKey(stale reassignment) = %v, want ErrConflict", err)
+	}
+	checkKey(t, "after stale reassignment", mustGetKey(t, l, pk), &assigned)
+	re := assigned
+	re.Version, re.AssignedTo, re.UpdatedAt = 3, "enclave:parent-b", at.Add(time.Second)
+	if err := l.PutKey(ctx(t), &re); err != nil {
+		t.Fatalf("PutKey(reassigned): %v", err)
+	}
+	checkKey(t, "reassigned", mustGetKey(t, l, pk), &re)
+	live := re
+	live.Version, live.State, live.Signer, live.AssignedTo, live.UpdatedAt = 4, store.StatusDeposited, "enclave:parent-b", "", at.Add(2*time.Second)
+	if err := l.PutKey(ctx(t), &live); err != nil {
+		t.Fatalf("PutKey(live, assignment cleared): %v", err)
+	}
+	checkKey(t, "live", mustGetKey(t, l, pk), &live)
+	// An imported key (no export) carries an assignee from version 1.
+	imp := store.KeyState{Pubkey: Pubkey(t), State: store.StatusImported, AssignedTo: "keymanager:https://signer:5062", Version: 1, UpdatedAt: at}
+	if err := l.PutKey(ctx(t), &imp); err != nil {
+		t.Fatalf("PutKey(imported, assigned): %v", err)
+	}
+	keys := collectKeys(t, l)
+	checkKey(t, "Keys: live", keys[pk], &live)
+	checkKey(t, "Keys: imported", keys[imp.Pubkey], &imp)
+	if keys[other] == nil || keys[other].AssignedTo != "" {
+		t.Errorf("Keys: unassigned key %+v", keys[other])
 	}
 }
 

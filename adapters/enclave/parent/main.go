@@ -1,7 +1,9 @@
 // Command parent runs on the Nitro Enclaves parent instance: it reads the
 // named validator records from the store and hands them, sealed, with the
-// instance role's credentials, to the enclave over vsock. It never sees a
-// key. All logic is in package enclave/parent.
+// instance role's credentials, to the enclave over vsock. With -watch it
+// runs until SIGINT/SIGTERM and loads the keys assigned to -signer
+// (ethkeygen assign) as they appear. It never sees a key. All logic is in
+// package enclave/parent.
 package main
 
 import (
@@ -9,6 +11,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -19,6 +22,7 @@ import (
 	"github.com/mdlayher/vsock"
 
 	"github.com/ethkeygen/ethkeygen/custody"
+	"github.com/ethkeygen/ethkeygen/enclave"
 	"github.com/ethkeygen/ethkeygen/enclave/parent"
 	"github.com/ethkeygen/ethkeygen/internal/awsenv"
 	"github.com/ethkeygen/ethkeygen/internal/backend"
@@ -46,6 +50,10 @@ func main() {
 	signingKey := flag.String("signing-kms-key-id", "", "the generator's KMS record-signing key, whose public key authenticates records (else generator.pub in --key-dir)")
 	keyDir := flag.String("key-dir", "", "directory of generator.pub (default $ETHKEYGEN_HOME or ~/.config/ethkeygen)")
 	debug := flag.Bool("debug", false, "log at debug level")
+	signer := flag.String("signer", "", "this enclave's signer name in the ledger (default enclave:<hostname>:<cid>); with -watch, required: the name keys are assigned to (ethkeygen assign --signer NAME)")
+	watch := flag.Bool("watch", false, "run until SIGINT/SIGTERM, loading the keys assigned to -signer as they appear (no -pubkeys)")
+	interval := flag.Duration("interval", parent.DefaultWatchInterval, "with -watch: how often the ledger is read")
+	batch := flag.Int("batch", parent.DefaultWatchBatch, "with -watch: the most keys per load request")
 	flag.Parse()
 
 	level := slog.LevelInfo
@@ -59,15 +67,104 @@ func main() {
 		log.Error("configuration", slog.String("error", err.Error()))
 		os.Exit(1)
 	}
-	if err := run(log, uint32(*cid), uint32(*port), &backend.Config{DBPath: *db, DynamoDBTable: *table, Region: *region, Managed: true,
-		LedgerTable: *ledgerTable, SigningKeyID: *signingKey, KeyDir: *keyDir},
-		*pubkeysFile, *root, *takeover, *noHistory); err != nil {
+	be := &backend.Config{DBPath: *db, DynamoDBTable: *table, Region: *region, Managed: true,
+		LedgerTable: *ledgerTable, SigningKeyID: *signingKey, KeyDir: *keyDir}
+	if *signer == "" && !*watch {
+		host, _ := os.Hostname()
+		*signer = fmt.Sprintf("enclave:%s:%d", host, *cid)
+	}
+	if *watch {
+		set := map[string]bool{}
+		flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		switch {
+		case *signer == "":
+			usage(log, "-watch needs -signer NAME (the name keys are assigned to)")
+		case *takeover || *noHistory:
+			usage(log, "-watch never takes a key over: load taken-over keys with a one-off run (-pubkeys, -takeover)")
+		case set["pubkeys"]:
+			usage(log, "-watch loads the keys assigned to -signer: no -pubkeys")
+		case *interval < time.Second:
+			usage(log, "-interval must be at least 1s")
+		case *batch < 1 || *batch > enclave.MaxRecords:
+			usage(log, fmt.Sprintf("-batch must be 1 to %d", enclave.MaxRecords))
+		}
+		os.Exit(runWatch(log, uint32(*cid), uint32(*port), be, *signer, *root, *interval, *batch))
+	}
+	if err := run(log, uint32(*cid), uint32(*port), be, *signer, *pubkeysFile, *root, *takeover, *noHistory); err != nil {
 		log.Error("load failed", slog.String("error", err.Error()))
 		os.Exit(1)
 	}
 }
 
-func run(log *slog.Logger, cid, port uint32, be *backend.Config, pubkeysFile, root string, takeover, noHistory bool) error {
+func usage(log *slog.Logger, msg string) {
+	log.Error("usage", slog.String("error", msg))
+	os.Exit(2)
+}
+
+// custodian opens the store, the ledger and the generator's verification
+// key, and returns the custodian over them and a function closing them.
+func custodian(ctx context.Context, be *backend.Config) (*custody.Custodian, func(), error) {
+	st, err := be.OpenStore(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	ledger, err := be.OpenLedger(ctx)
+	if err != nil {
+		st.Close()
+		return nil, nil, err
+	}
+	closeAll := func() { ledger.Close(); st.Close() }
+	verifier, err := be.GeneratorVerifier(ctx)
+	if err != nil {
+		closeAll()
+		return nil, nil, err
+	}
+	cust, err := custody.NewCustodian(st, ledger, verifier, custody.WithActor(backend.Actor()))
+	if err != nil {
+		closeAll()
+		return nil, nil, err
+	}
+	return cust, closeAll, nil
+}
+
+// runWatch runs parent.Watch until SIGINT or SIGTERM: exit 0 when stopped
+// between loads, 130 when stopped during one, 1 when it cannot start.
+func runWatch(log *slog.Logger, cid, port uint32, be *backend.Config, signer, root string, interval time.Duration, batch int) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	awsCfg, err := be.AWS(ctx)
+	if err != nil {
+		log.Error("watch failed", slog.String("error", err.Error()))
+		return 1
+	}
+	cust, closeAll, err := custodian(ctx, be)
+	if err != nil {
+		log.Error("watch failed", slog.String("error", err.Error()))
+		return 1
+	}
+	defer closeAll()
+	err = parent.Watch(ctx, cust, parent.WatchConfig{
+		Signer: signer, Interval: interval, Batch: batch, Logger: log,
+		Dial: func(ctx context.Context) (io.ReadWriteCloser, error) {
+			c, err := vsock.Dial(cid, port, nil)
+			if err != nil {
+				return nil, err
+			}
+			_ = c.SetDeadline(time.Now().Add(15 * time.Minute))
+			return c, nil
+		},
+		Request: func(ctx context.Context) (parent.Request, error) {
+			creds, err := parent.CredentialsFrom(ctx, awsCfg.Credentials)
+			return parent.Request{Region: awsCfg.Region, Credentials: creds, GenesisValidatorsRoot: root}, err
+		},
+	})
+	if err != nil {
+		log.Error("watch stopped", slog.String("error", err.Error()))
+	}
+	return parent.WatchExitCode(err)
+}
+
+func run(log *slog.Logger, cid, port uint32, be *backend.Config, signer, pubkeysFile, root string, takeover, noHistory bool) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Minute)
@@ -85,25 +182,11 @@ func run(log *slog.Logger, cid, port uint32, be *backend.Config, pubkeysFile, ro
 	if err != nil {
 		return err
 	}
-	st, err := be.OpenStore(ctx)
+	cust, closeAll, err := custodian(ctx, be)
 	if err != nil {
 		return err
 	}
-	defer st.Close()
-	ledger, err := be.OpenLedger(ctx)
-	if err != nil {
-		return err
-	}
-	defer ledger.Close()
-	verifier, err := be.GeneratorVerifier(ctx)
-	if err != nil {
-		return err
-	}
-	cust, err := custody.NewCustodian(st, ledger, verifier, custody.WithActor(backend.Actor()))
-	if err != nil {
-		return err
-	}
-	host, _ := os.Hostname()
+	defer closeAll()
 	conn, err := vsock.Dial(cid, port, nil)
 	if err != nil {
 		return fmt.Errorf("connecting to the enclave: %w", err)
@@ -114,7 +197,7 @@ func run(log *slog.Logger, cid, port uint32, be *backend.Config, pubkeysFile, ro
 	}
 	_, err = parent.Load(ctx, conn, cust, parent.Request{
 		Region: awsCfg.Region, Credentials: creds, GenesisValidatorsRoot: root, Takeover: takeover, NoSlashingHistory: noHistory, Pubkeys: pubkeys,
-		Signer: fmt.Sprintf("enclave:%s:%d", host, cid),
+		Signer: signer,
 	}, log)
 	return err
 }
