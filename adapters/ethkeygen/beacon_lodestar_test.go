@@ -113,10 +113,10 @@ func TestSealedExitLodestarBeacon(t *testing.T) {
 			free = append(free, uint64(i))
 		}
 	}
-	if len(free) < 2 {
-		t.Fatalf("lodestar dev has %d interop validators active with no exit pending, the test needs 2 (restart it)", len(free))
+	if len(free) == 0 {
+		t.Fatal("lodestar dev has no interop validator active with no exit pending (restart it)")
 	}
-	index, otherIndex := free[0], free[1]
+	index := free[0]
 	key := interopKey(t, index)
 	pk := hex.EncodeToString(key.PublicKey())
 
@@ -138,6 +138,35 @@ func TestSealedExitLodestarBeacon(t *testing.T) {
 		"--status", "deposited", "--signer", "lodestar-dev", "--db", db)
 	if r.code != 0 {
 		t.Fatalf("import: exit %d: %s", r.code, r.stderr)
+	}
+
+	// First the exit under the genesis fork's domain (what a pre-EIP-7044
+	// signer for an old fork would make): Lodestar refuses it, so it judges
+	// the signature of what is submitted below.
+	n, err := depositdata.CustomNetwork("lsdev", genesisFork)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err = n.WithChainRoots(genesisFork, root); err != nil {
+		t.Fatal(err)
+	}
+	wrong, err := ops.SignExit(key, index, 0, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := ops.MarshalExit(wrong)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Post(km.BeaconURL+"/eth/v1/beacon/pool/voluntary_exits", "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	// Lodestar v1.5.1 answers a refused exit with 500 and the reason.
+	if resp.StatusCode == http.StatusOK || !bytes.Contains(msg, []byte("INVALID_SIGNATURE")) {
+		t.Fatalf("an exit under the genesis domain: Lodestar answered %s: %s; want a refusal for its signature", resp.Status, msg)
 	}
 
 	out := filepath.Join(dir, "exits")
@@ -187,31 +216,4 @@ func TestSealedExitLodestarBeacon(t *testing.T) {
 		t.Fatalf("the record is %q after exit, want exit-signed", st)
 	}
 
-	// The same exit under the genesis fork's domain (what a pre-EIP-7044
-	// signer for an old fork would make): Lodestar refuses it.
-	n, err := depositdata.CustomNetwork("lsdev", genesisFork)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if n, err = n.WithChainRoots(genesisFork, root); err != nil {
-		t.Fatal(err)
-	}
-	wrong, err := ops.SignExit(interopKey(t, otherIndex), otherIndex, 0, n)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, err := ops.MarshalExit(wrong)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.Post(km.BeaconURL+"/eth/v1/beacon/pool/voluntary_exits", "application/json", bytes.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	msg, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	// Lodestar v1.5.1 answers a refused exit with 500 and the reason.
-	if resp.StatusCode == http.StatusOK || !bytes.Contains(msg, []byte("INVALID_SIGNATURE")) {
-		t.Fatalf("an exit under the genesis domain: Lodestar answered %s: %s; want a refusal for its signature", resp.Status, msg)
-	}
 }
