@@ -17,7 +17,6 @@ import (
 
 	"github.com/mdlayher/vsock"
 
-	"github.com/ethkeygen/ethkeygen/custody"
 	"github.com/ethkeygen/ethkeygen/depositdata"
 	"github.com/ethkeygen/ethkeygen/enclave/parent"
 	"github.com/ethkeygen/ethkeygen/internal/awsenv"
@@ -149,24 +148,11 @@ func runOps(cmd string, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	req.Region = awsCfg.Region
-	st, err := be.OpenStore(ctx)
+	cust, closeStores, err := custodian(ctx, be)
 	if err != nil {
 		return err
 	}
-	defer st.Close()
-	ledger, err := be.OpenLedger(ctx)
-	if err != nil {
-		return err
-	}
-	defer ledger.Close()
-	verifier, err := be.GeneratorVerifier(ctx)
-	if err != nil {
-		return err
-	}
-	cust, err := custody.NewCustodian(st, ledger, verifier, custody.WithActor(backend.Actor()))
-	if err != nil {
-		return err
-	}
+	defer closeStores()
 	conn, err := vsock.Dial(uint32(*cid), uint32(*port), nil)
 	if err != nil {
 		return fmt.Errorf("connecting to the enclave: %w", err)
