@@ -16,7 +16,7 @@
 # (`unshare -n`): the servers listen on all interfaces, and there they can be
 # reached only from inside the namespace, on 127.0.0.1.
 #
-# Environment knobs: FUZZTIME (default 50000x executions per target), GO_TEST_TIMEOUT (default 20m),
+# Environment knobs: FUZZTIME (default 10000x executions per target), GO_TEST_TIMEOUT (default 20m),
 # ETHKEYGEN_NO_NETNS=1 to run without the namespace even as root.
 set -euo pipefail
 
@@ -48,7 +48,7 @@ NPM_PREFIX="$TOOLS/npm"
 # A count, not a duration: go1.26's fuzz coordinator can report a spurious
 # "context deadline exceeded" when a -fuzztime duration ends (golang/go#75804,
 # fixed in go1.27); a count has no deadline to race.
-FUZZTIME=${FUZZTIME:-50000x}
+FUZZTIME=${FUZZTIME:-10000x}
 GO_TEST_TIMEOUT=${GO_TEST_TIMEOUT:-20m}
 READY_TIMEOUT=${READY_TIMEOUT:-90}
 
@@ -242,15 +242,21 @@ install_lodestar() {
 }
 
 install_tools() {
-	local t0=$SECONDS
+	local t0=$SECONDS lodestar_pid
 	ensure_build_tools
+	# Debian packages first (apt runs one at a time); then Lodestar's npm ci,
+	# mostly download and unpacking, runs beside the Go tools' compiling.
+	ensure_npm
+	ensure_java
+	install_lodestar &
+	lodestar_pid=$!
 	go_tool staticcheck "$STATICCHECK_MOD" "$STATICCHECK_VERSION"
 	go_tool local-kms "$LOCAL_KMS_MOD" "$LOCAL_KMS_VERSION"
 	go_tool aws-lambda-rie "$RIE_MOD" "$RIE_VERSION"
 	ensure_java
 	install_dynamodb_local
 	install_opscheck
-	install_lodestar
+	wait "$lodestar_pid" || die "installing Lodestar failed (see above)"
 	if is_root && [ "${ETHKEYGEN_NO_NETNS:-}" != 1 ]; then
 		command -v unshare >/dev/null 2>&1 || apt_install util-linux
 		command -v ip >/dev/null 2>&1 || apt_install iproute2
@@ -313,11 +319,14 @@ check_pure() {
 	done
 }
 
-# The packages to test with -race: all but the pure ones.
+# Tested on its own, from the start of the suite (see run_suite).
+RELEASE_PKG=./release
+
+# The packages to test with -race: all but the pure ones and the release one.
 race_pkgs() {
-	local pure
-	pure=$(go list "${PURE_PKGS[@]}")
-	go list ./... | grep -vxF "$pure"
+	local skip
+	skip=$(go list "${PURE_PKGS[@]}" "$RELEASE_PKG")
+	go list ./... | grep -vxF "$skip"
 }
 
 run_check() {
@@ -509,6 +518,13 @@ run_suite() {
 	log "ETHKEYGEN_BEACON_URL=$ETHKEYGEN_BEACON_URL"
 	log "ETHKEYGEN_LODESTAR=$ETHKEYGEN_LODESTAR"
 
+	# The release package's reproducible-build test builds the Lambda from an
+	# empty build cache (minutes of compiling, no server needed): it starts
+	# now, beside lint and the other tests, instead of last.
+	local json="$WORKDIR/gotest.json" release_json="$WORKDIR/gotest-release.json" release_pid
+	go test -race -count=1 -timeout "$GO_TEST_TIMEOUT" -json "$RELEASE_PKG" > "$release_json" &
+	release_pid=$!
+
 	t0=$SECONDS
 	run_lint || failed+=(lint)
 	log "lint took $((SECONDS - t0))s"
@@ -518,10 +534,11 @@ run_suite() {
 	# -json keeps every test's result; the summary below prints the usual
 	# per-package lines, and a skipped test fails the run: under make test
 	# every server a test needs is running, so nothing may skip.
-	local json="$WORKDIR/gotest.json"
 	check_pure || failed+=("pure packages start goroutines")
 	# shellcheck disable=SC2046
 	go test -race -p "$GO_TEST_P" -count=1 -timeout "$GO_TEST_TIMEOUT" -json $(race_pkgs) > "$json" || failed+=("go test -race")
+	wait "$release_pid" || failed+=("go test -race $RELEASE_PKG")
+	cat "$release_json" >> "$json"
 	go test -count=1 -timeout "$GO_TEST_TIMEOUT" -json "${PURE_PKGS[@]}" >> "$json" || failed+=("go test (pure packages)")
 	go test -count=1 -timeout "$GO_TEST_TIMEOUT" -json -run "$NORACE_RUN" "$NORACE_PKG" >> "$json" || failed+=("go test (scrypt tests without -race)")
 	go run ./scripts/testsummary < "$json" || failed+=("go test summary (skips or failures)")
@@ -579,10 +596,12 @@ main() {
 		inner
 		;;
 	all)
-		local t0=$SECONDS
+		local t0=$SECONDS mod_pid
+		log "go mod download (beside the tools' installation)"
+		go mod download &
+		mod_pid=$!
 		install_tools
-		log "go mod download"
-		go mod download
+		wait "$mod_pid" || die "go mod download failed"
 		log "setup took $((SECONDS - t0))s"
 		export CFN_LINT
 		if is_root && [ "${ETHKEYGEN_NO_NETNS:-}" != 1 ]; then
