@@ -38,6 +38,7 @@ func runDecrypt(ctx context.Context, e *env, args []string) error {
 	dir := fs.String("web3signer-dir", "", "Web3Signer key directory to write (or --keymanager-url)")
 	var km keymanagerFlags
 	km.register(fs)
+	kmBatch := fs.Int("keymanager-batch", keymanager.ImportBatch, "keys per POST /eth/v1/keystores request (a server bounds a request's size)")
 	allowNonEmpty := fs.Bool("allow-non-empty", false, "write into a directory that already has files (never replacing one)")
 	rawConfigs := fs.Bool("raw-configs", false, "write raw-format keys as Web3Signer file-raw configs (weaker: no KDF protects them)")
 	identity := fs.String("identity-file", "", "local age identity (default: the one in --key-dir)")
@@ -59,6 +60,9 @@ func runDecrypt(ctx context.Context, e *env, args []string) error {
 	}
 	if *all == (len(pubkeys) > 0) {
 		return usagef("give --pubkey or --all (one of them)")
+	}
+	if *kmBatch < 1 || *kmBatch > 10*keymanager.ImportBatch {
+		return usagef("--keymanager-batch %d: want 1 to %d keys per request", *kmBatch, 10*keymanager.ImportBatch)
 	}
 	given, err := readInterchangeFile(*spFile)
 	if err != nil {
@@ -167,7 +171,7 @@ func runDecrypt(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	if client != nil {
-		return loadKeymanager(ctx, e, lc, claims, client, signer, interchange, opener, int64(maxMem), *asJSON, &loaded)
+		return loadKeymanager(ctx, e, lc, claims, client, signer, interchange, opener, int64(maxMem), *kmBatch, *asJSON, &loaded)
 	}
 	p := newProgress(e, "opened", len(recs))
 	secrets, err := lc.cust.Opener(opener).OpenRecords(ctx, recs, int64(maxMem), p.update)

@@ -25,7 +25,7 @@ type keyOutcome struct {
 // this run claimed them) are released; keys whose outcome is unknown (no
 // answer) stay claimed, and the error says so.
 func loadKeymanager(ctx context.Context, e *env, lc *lifecycle, claims *custody.Claims, c *keymanager.Client, signer string,
-	interchange []byte, opener envelope.Opener, maxMem int64, asJSON bool, loaded *bool) error {
+	interchange []byte, opener envelope.Opener, maxMem int64, batch int, asJSON bool, loaded *bool) error {
 	recs := claims.Records()
 	op := lc.cust.Opener(opener)
 	handoffs, err := web3signer.PrepareHandoffs(ctx, len(recs), custody.Workers(maxMem, custody.ScryptWorkerMemory),
@@ -47,8 +47,8 @@ func loadKeymanager(ctx context.Context, e *env, lc *lifecycle, claims *custody.
 	out := make([]keyOutcome, len(recs))
 	var refused, unknown []string
 	var sendErr error
-	for start := 0; start < len(handoffs); start += keymanager.ImportBatch {
-		end := min(start+keymanager.ImportBatch, len(handoffs))
+	for start := 0; start < len(handoffs); start += batch {
+		end := min(start+batch, len(handoffs))
 		if sendErr != nil {
 			for i := start; i < end; i++ {
 				out[i] = keyOutcome{recs[i].Pubkey, "not-sent", "an earlier batch failed"}

@@ -34,6 +34,7 @@ func signerBadInputCases(t *testing.T, w *badInputWorld) []struct {
 	}{
 		{"decrypt/both routes", append([]string{"decrypt", "--db", w.db, "--all", "--web3signer-dir", filepath.Join(d, "x")}, km...), "one of them"},
 		{"decrypt/keymanager down", append([]string{"decrypt", "--db", w.db, "--pubkey", w.pubkey}, km...), "unavailable"},
+		{"decrypt/keymanager batch zero", append([]string{"decrypt", "--db", w.db, "--pubkey", w.pubkey, "--keymanager-batch", "0"}, km...), "--keymanager-batch"},
 		{"decrypt/no token file", []string{"decrypt", "--db", w.db, "--pubkey", w.pubkey, "--keymanager-url", down}, "--keymanager-token-file"},
 		{"decrypt/token file missing", []string{"decrypt", "--db", w.db, "--pubkey", w.pubkey, "--keymanager-url", down, "--keymanager-token-file", filepath.Join(d, "nope")}, "token file"},
 		{"decrypt/http to a remote host", []string{"decrypt", "--db", w.db, "--pubkey", w.pubkey, "--keymanager-url", "http://192.0.2.1:5062", "--keymanager-token-file", token}, "plain http"},

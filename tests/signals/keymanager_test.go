@@ -85,7 +85,8 @@ func TestDecryptKeymanagerSIGTERM(t *testing.T) {
 	dir := t.TempDir()
 	env := append(os.Environ(), "ETHKEYGEN_HOME="+filepath.Join(dir, "home"))
 	db := filepath.Join(dir, "ethkeygen.db")
-	count := 2*keymanager.ImportBatch + 3 // three batches
+	const batch = 10
+	count := 2*batch + 3 // three batches
 	run := func(args ...string) (string, string) {
 		t.Helper()
 		cmd := exec.Command(binary, args...)
@@ -97,7 +98,7 @@ func TestDecryptKeymanagerSIGTERM(t *testing.T) {
 		}
 		return out.String(), errb.String()
 	}
-	run("generate", "--count", fmt.Sprint(count), "--keys-per-mnemonic", "50", "--chain", "hoodi", "--bls-withdrawal",
+	run("generate", "--count", fmt.Sprint(count), "--keys-per-mnemonic", "5", "--chain", "hoodi", "--bls-withdrawal",
 		"--db", db, "--out", filepath.Join(dir, "deposits"), "--secret-format", "raw", "--request-id", "km-sigterm")
 
 	srv := &stallingKeymanager{stalled: make(chan struct{})}
@@ -107,7 +108,8 @@ func TestDecryptKeymanagerSIGTERM(t *testing.T) {
 	if err := os.WriteFile(tokenFile, []byte(kmToken+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(binary, "decrypt", "--all", "--db", db, "--keymanager-url", hs.URL, "--keymanager-token-file", tokenFile)
+	cmd := exec.Command(binary, "decrypt", "--all", "--db", db, "--keymanager-url", hs.URL, "--keymanager-token-file", tokenFile,
+		"--keymanager-batch", fmt.Sprint(batch))
 	cmd.Env = env
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -149,10 +151,10 @@ func TestDecryptKeymanagerSIGTERM(t *testing.T) {
 	srv.mu.Lock()
 	batches := srv.batches
 	srv.mu.Unlock()
-	if len(batches) != 2 || len(batches[0]) != keymanager.ImportBatch || len(batches[1]) != keymanager.ImportBatch {
+	if len(batches) != 2 || len(batches[0]) != batch || len(batches[1]) != batch {
 		t.Fatalf("the signer saw %d batches", len(batches))
 	}
-	if !strings.Contains(stderr.String(), fmt.Sprintf("%d of %d keys loaded; %d have an unknown outcome", keymanager.ImportBatch, count, keymanager.ImportBatch)) ||
+	if !strings.Contains(stderr.String(), fmt.Sprintf("%d of %d keys loaded; %d have an unknown outcome", batch, count, batch)) ||
 		!strings.Contains(stderr.String(), "stay claimed for keymanager:"+hs.URL) || !strings.Contains(stderr.String(), "interrupted") {
 		t.Fatalf("stderr does not say what stays claimed: %s", stderr.String())
 	}
@@ -209,7 +211,7 @@ func TestDecryptKeymanagerSIGTERM(t *testing.T) {
 			t.Fatalf("0x%s: ledger has %s on %q, want %s on %q", pk, e.Status, e.Signer, w[0], w[1])
 		}
 	}
-	if notSent != count-2*keymanager.ImportBatch {
-		t.Fatalf("%d keys not sent, want %d", notSent, count-2*keymanager.ImportBatch)
+	if notSent != count-2*batch {
+		t.Fatalf("%d keys not sent, want %d", notSent, count-2*batch)
 	}
 }
