@@ -41,16 +41,14 @@ func runDecrypt(ctx context.Context, e *env, args []string) error {
 	kmBatch := fs.Int("keymanager-batch", keymanager.ImportBatch, "keys per POST /eth/v1/keystores request (a server bounds a request's size)")
 	allowNonEmpty := fs.Bool("allow-non-empty", false, "write into a directory that already has files (never replacing one)")
 	rawConfigs := fs.Bool("raw-configs", false, "write raw-format keys as Web3Signer file-raw configs (weaker: no KDF protects them)")
-	identity := fs.String("identity-file", "", "local age identity (default: the one in --key-dir)")
-	useKMS := fs.Bool("kms", false, "decrypt with AWS KMS (the records were sealed with --kms-key-id)")
+	var of openerFlags
+	of.register(fs)
 	takeover := fs.Bool("takeover", false, "also load keys marked deposited (their previous signer must be stopped for good; its slashing history is required)")
 	spFile := fs.String("slashing-protection-file", "", "EIP-3076 interchange of the keys' previous signer (for a takeover; merged with the history the ledger holds)")
 	noHistory := fs.Bool("no-slashing-history-i-understand", false, "take over keys although no slashing-protection history of their previous signer is known")
 	genesisRoot := fs.String("genesis-validators-root", "", "genesis validators root of a devnet the network table does not hold (0x and 32 bytes of hex)")
 	var bf backendFlags
 	bf.register(fs, false)
-	maxMem := byteSize(custody.DefaultMaxMemory)
-	fs.Var(&maxMem, "max-memory", "memory bound for opening keystores (scrypt needs 256MiB per worker)")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
 	if err := parseNoArgs(fs, args); err != nil {
 		return err
@@ -88,7 +86,7 @@ func runDecrypt(ctx context.Context, e *env, args []string) error {
 		defer c.Close()
 		client = c
 	}
-	opener, err := bf.cfg.Opener(ctx, *useKMS, *identity)
+	opener, err := bf.cfg.Opener(ctx, of.useKMS, of.identity)
 	if err != nil {
 		return err
 	}
@@ -171,10 +169,10 @@ func runDecrypt(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	if client != nil {
-		return loadKeymanager(ctx, e, lc, claims, client, signer, interchange, opener, int64(maxMem), *kmBatch, *asJSON, &loaded)
+		return loadKeymanager(ctx, e, lc, claims, client, signer, interchange, opener, int64(of.maxMem), *kmBatch, *asJSON, &loaded)
 	}
 	p := newProgress(e, "opened", len(recs))
-	secrets, err := lc.cust.Opener(opener).OpenRecords(ctx, recs, int64(maxMem), p.update)
+	secrets, err := lc.cust.Opener(opener).OpenRecords(ctx, recs, int64(of.maxMem), p.update)
 	p.finish()
 	if err != nil {
 		return err

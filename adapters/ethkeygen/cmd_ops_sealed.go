@@ -281,12 +281,10 @@ func runSealedExit(ctx context.Context, e *env, args []string) error {
 	out := fs.String("out", "", "output directory, created 0700 if missing (required)")
 	var ef encryptFlag
 	ef.register(fs)
-	identity := fs.String("identity-file", "", "local age identity (default: the one in --key-dir)")
-	useKMS := fs.Bool("kms", false, "decrypt with AWS KMS (the records were sealed with --kms-key-id)")
+	var of openerFlags
+	of.register(fs)
 	var bf backendFlags
 	bf.register(fs, false)
-	maxMem := byteSize(custody.DefaultMaxMemory)
-	fs.Var(&maxMem, "max-memory", "memory bound for opening keystores (scrypt needs 256MiB per worker)")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
 	if err := parseNoArgs(fs, args); err != nil {
 		return err
@@ -321,7 +319,7 @@ func runSealedExit(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer password.Destroy()
-	opener, lc, recs, err := openSignable(ctx, e, &bf, *useKMS, *identity, "exit", sel)
+	opener, lc, recs, err := openSignable(ctx, e, &bf, of.useKMS, of.identity, "exit", sel)
 	if err != nil {
 		return err
 	}
@@ -347,7 +345,7 @@ func runSealedExit(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	p := newProgress(e, "opened", len(recs))
-	secrets, err := lc.cust.Opener(opener).OpenRecords(ctx, recs, int64(maxMem), p.update)
+	secrets, err := lc.cust.Opener(opener).OpenRecords(ctx, recs, int64(of.maxMem), p.update)
 	p.finish()
 	if err != nil {
 		return err
@@ -591,12 +589,10 @@ func runSealedTopUp(ctx context.Context, e *env, args []string) error {
 	amount := fs.Uint64("amount-gwei", 0, "amount of each deposit in gwei (required with --pubkey)")
 	requestID := fs.String("request-id", "", "name of this top-up (export topup-<ID>); alone: write that top-up again")
 	out := fs.String("out", "", "deposit file to write (required); an existing FILE must hold this top-up's bytes")
-	identity := fs.String("identity-file", "", "local age identity (default: the one in --key-dir)")
-	useKMS := fs.Bool("kms", false, "decrypt with AWS KMS (the records were sealed with --kms-key-id)")
+	var of openerFlags
+	of.register(fs)
 	var bf backendFlags
 	bf.register(fs, false)
-	maxMem := byteSize(custody.DefaultMaxMemory)
-	fs.Var(&maxMem, "max-memory", "memory bound for opening keystores (scrypt needs 256MiB per worker)")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
 	if err := parseNoArgs(fs, args); err != nil {
 		return err
@@ -610,7 +606,7 @@ func runSealedTopUp(ctx context.Context, e *env, args []string) error {
 	if len(pubkeys) > 0 && *amount == 0 {
 		return usagef("--amount-gwei is required with --pubkey")
 	}
-	req := custody.TopUpRequest{RequestID: *requestID, AmountGwei: *amount, MaxMemory: int64(maxMem)}
+	req := custody.TopUpRequest{RequestID: *requestID, AmountGwei: *amount, MaxMemory: int64(of.maxMem)}
 	for _, p := range pubkeys {
 		pk, err := normalizePubkey(p)
 		if err != nil {
@@ -629,7 +625,7 @@ func runSealedTopUp(ctx context.Context, e *env, args []string) error {
 	if err := checkOutDir(filepath.Dir(*out)); err != nil {
 		return err
 	}
-	opener, err := bf.cfg.Opener(ctx, *useKMS, *identity)
+	opener, err := bf.cfg.Opener(ctx, of.useKMS, of.identity)
 	if err != nil {
 		return err
 	}

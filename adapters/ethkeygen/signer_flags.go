@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"github.com/ethkeygen/ethkeygen/custody"
 	"os"
 	"strings"
 
@@ -104,4 +105,19 @@ func readInterchangeFile(path string) ([]byte, error) {
 		return nil, fmt.Errorf("slashing-protection file: %w", err)
 	}
 	return b, nil
+}
+
+// openerFlags choose how a protected-compute command opens sealed secrets:
+// the local identity or KMS, and the memory bound for opening keystores.
+type openerFlags struct {
+	identity string
+	useKMS   bool
+	maxMem   byteSize
+}
+
+func (o *openerFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&o.identity, "identity-file", "", "local age identity (default: the one in --key-dir)")
+	fs.BoolVar(&o.useKMS, "kms", false, "decrypt with AWS KMS (the records were sealed with --kms-key-id)")
+	o.maxMem = byteSize(custody.DefaultMaxMemory)
+	fs.Var(&o.maxMem, "max-memory", "memory bound for opening keystores (scrypt needs 256MiB per worker)")
 }
