@@ -78,7 +78,12 @@ func (b *build) binary(t *testing.T) string {
 			return
 		}
 		b.path = filepath.Join(b.dir, "bootstrap")
-		cmd := exec.Command("go", "build", "-trimpath", "-tags", b.tags, "-o", b.path, ".")
+		// Without -trimpath, unlike release.Build: the test's binary then
+		// shares every compiled package with the suite's other plain builds
+		// (go vet, the CLI tests' binaries) instead of compiling the module
+		// again; the release build's own flags are the release package's
+		// tests' subject.
+		cmd := exec.Command("go", "build", "-tags", b.tags, "-o", b.path, ".")
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=1")
 		if out, err := cmd.CombinedOutput(); err != nil {
 			b.err = fmt.Errorf("go build -tags %s: %v\n%s", b.tags, err, out)
