@@ -40,16 +40,20 @@ func scryptContext(ctx context.Context, password, salt []byte, N, r, p, keyLen i
 		// ROMix: V_i = X, X = BlockMix(X), N times; then N times
 		// X = BlockMix(X xor V_j) with j = Integerify(X) mod N.
 		for n := 0; n < N; n++ {
-			if n%cancelEvery == 0 && ctx.Err() != nil {
-				return nil, ctx.Err()
+			if n%cancelEvery == 0 {
+				if err := ctx.Err(); err != nil {
+					return nil, err
+				}
 			}
 			copy(v[n*words:], x)
 			filled = max(filled, n+1)
 			blockMix(x, y, r)
 		}
 		for n := 0; n < N; n++ {
-			if n%cancelEvery == 0 && ctx.Err() != nil {
-				return nil, ctx.Err()
+			if n%cancelEvery == 0 {
+				if err := ctx.Err(); err != nil {
+					return nil, err
+				}
 			}
 			j := int(x[(2*r-1)*16] & uint32(N-1))
 			vj := v[j*words : (j+1)*words]

@@ -64,20 +64,58 @@ func TestScryptMatchesXCrypto(t *testing.T) {
 	}
 }
 
-// TestScryptCancels: a cancelled context stops the work within
-// milliseconds, even at a cost that takes seconds.
+// TestScryptCancels: a context cancelled during the work stops it (with
+// the context's error), at a cost that takes seconds.
 func TestScryptCancels(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
-	var cancelled time.Time
-	time.AfterFunc(50*time.Millisecond, func() { cancelled = time.Now(); cancel() })
-	_, err := scryptContext(ctx, []byte("pw"), []byte("salt"), 1<<18, 8, 4, 32)
-	returned := time.Now()
-	if !errors.Is(err, context.Canceled) {
+	time.AfterFunc(50*time.Millisecond, cancel)
+	if _, err := scryptContext(ctx, []byte("pw"), []byte("salt"), 1<<18, 8, 4, 32); !errors.Is(err, context.Canceled) {
 		t.Fatalf("err = %v", err)
 	}
-	<-ctx.Done()
-	if d := returned.Sub(cancelled); d > 100*time.Millisecond {
-		t.Fatalf("returned %v after the cancellation", d)
+}
+
+// checkCountingCtx reports itself done from its doneAt-th Err call on, and
+// counts the calls: the test sees where scryptContext looks.
+type checkCountingCtx struct {
+	context.Context
+	calls, doneAt int
+}
+
+func (c *checkCountingCtx) Err() error {
+	c.calls++
+	if c.doneAt > 0 && c.calls >= c.doneAt {
+		return context.Canceled
+	}
+	return nil
+}
+
+// TestScryptChecksEveryBlockRun: the context is looked at before the work
+// and every cancelEvery ROMix iterations in both loops of every lane, and
+// the work stops at the first look that finds it done: after a
+// cancellation at most cancelEvery iterations run (no clock involved).
+func TestScryptChecksEveryBlockRun(t *testing.T) {
+	const n, r, p = 1 << 14, 1, 2
+	looks := 1 + p*2*(n/cancelEvery)
+	c := &checkCountingCtx{Context: context.Background()}
+	got, err := scryptContext(c, []byte("pw"), []byte("salt"), n, r, p, 32)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.calls != looks {
+		t.Fatalf("%d looks at the context, want %d (one before the work, one every %d iterations)", c.calls, looks, cancelEvery)
+	}
+	want, err := scrypt.Key([]byte("pw"), []byte("salt"), n, r, p, 32)
+	if err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("%x, x/crypto %x (%v)", got, want, err)
+	}
+	for _, doneAt := range []int{1, 2, looks / 2, looks/2 + 1, looks} {
+		c := &checkCountingCtx{Context: context.Background(), doneAt: doneAt}
+		if _, err := scryptContext(c, []byte("pw"), []byte("salt"), n, r, p, 32); !errors.Is(err, context.Canceled) {
+			t.Fatalf("done at look %d: err = %v", doneAt, err)
+		}
+		if c.calls != doneAt {
+			t.Fatalf("done at look %d: went on to look %d", doneAt, c.calls)
+		}
 	}
 }
 
