@@ -2,10 +2,8 @@ package main
 
 import (
 	"context"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/ethkeygen/ethkeygen/depositdata"
@@ -16,23 +14,6 @@ import (
 
 func init() {
 	register(command{"generate-bls-to-execution-change", "sign BLS-to-execution changes offline, moving 0x00 credentials of a mnemonic's validators to an address", runBLSChange})
-}
-
-func parseCredentialsList(s string) ([][32]byte, error) {
-	parts, err := splitList("bls-withdrawal-credentials-list", s)
-	if err != nil {
-		return nil, err
-	}
-	out := make([][32]byte, len(parts))
-	for i, p := range parts {
-		p = strings.TrimPrefix(p, "0x")
-		b, err := hex.DecodeString(p)
-		if err != nil || len(b) != 32 {
-			return nil, usagef("--bls-withdrawal-credentials-list entry %d: want 32 bytes of hex", i+1)
-		}
-		out[i] = [32]byte(b)
-	}
-	return out, nil
 }
 
 func runBLSChange(_ context.Context, e *env, args []string) error {

@@ -3,8 +3,6 @@ package main
 import (
 	"flag"
 	"fmt"
-	"regexp"
-	"strconv"
 	"strings"
 
 	"github.com/ethkeygen/ethkeygen/depositdata"
@@ -53,68 +51,29 @@ func (c *chainFlags) network() (depositdata.Network, error) {
 	return n, nil
 }
 
-// listSep separates list entries: commas or white space, as
-// ethstaker-deposit-cli accepts them.
-var listSep = regexp.MustCompile(`\s*,\s*|\s+`)
-
-// splitList splits a list flag; an empty entry is an error.
-func splitList(flagName, s string) ([]string, error) {
-	s = strings.TrimSpace(s)
-	if s == "" {
-		return nil, usagef("--%s is empty", flagName)
-	}
-	parts := listSep.Split(s, -1)
-	if len(parts) > maxOpsBatch {
-		return nil, usagef("--%s has %d entries, at most %d", flagName, len(parts), maxOpsBatch)
-	}
-	for i, p := range parts {
-		if p == "" {
-			return nil, usagef("--%s entry %d is empty", flagName, i+1)
-		}
-	}
-	return parts, nil
-}
-
-// parseIndexList parses "V1,V2,..." (or "V1 V2 ...") into distinct
-// validator indices.
+// parseIndexList, parseEpoch and parseCredentialsList are ops' parsers of
+// the operator's lists and numbers, their errors usage errors naming the
+// flag.
 func parseIndexList(flagName, s string) ([]uint64, error) {
-	parts, err := splitList(flagName, s)
+	v, err := ops.ParseValidatorIndices(s)
 	if err != nil {
-		return nil, err
+		return nil, usagef("--%s: %w", flagName, err)
 	}
-	if len(parts) > maxOpsBatch {
-		return nil, usagef("--%s has %d entries, at most %d", flagName, len(parts), maxOpsBatch)
-	}
-	out := make([]uint64, len(parts))
-	seen := map[uint64]bool{}
-	for i, p := range parts {
-		v, err := ops.ParseUint("validator index", p)
-		if err == nil {
-			err = ops.CheckValidatorIndex(v)
-		}
-		if err != nil {
-			return nil, usagef("--%s entry %d: %v", flagName, i+1, err)
-		}
-		if seen[v] {
-			return nil, usagef("--%s: validator %d appears twice", flagName, v)
-		}
-		seen[v] = true
-		out[i] = v
-	}
-	return out, nil
+	return v, nil
 }
 
-// maxOpsBatch bounds the validators of one exit or BLS change run.
-const maxOpsBatch = 10000
-
-// parseEpoch is a decimal epoch from 0 to ops.MaxEpoch.
 func parseEpoch(s string) (uint64, error) {
-	v, err := strconv.ParseUint(s, 10, 64)
-	if err != nil || strings.HasPrefix(s, "+") {
-		return 0, usagef("--epoch %q: want a whole number from 0 to %d", s, ops.MaxEpoch)
+	v, err := ops.ParseEpoch(s)
+	if err != nil {
+		return 0, usagef("--epoch: %w", err)
 	}
-	if err := ops.CheckEpoch(v); err != nil {
-		return 0, usageError{err}
+	return v, nil
+}
+
+func parseCredentialsList(s string) ([][32]byte, error) {
+	v, err := ops.ParseCredentialsList(s)
+	if err != nil {
+		return nil, usagef("--bls-withdrawal-credentials-list: %w", err)
 	}
 	return v, nil
 }

@@ -9,13 +9,11 @@ import (
 	"regexp"
 	"strings"
 	"testing"
-	"unicode"
 
 	"github.com/ethkeygen/ethkeygen/depositdata"
 	"github.com/ethkeygen/ethkeygen/internal/opscheck"
 	"github.com/ethkeygen/ethkeygen/keygen"
 	"github.com/ethkeygen/ethkeygen/keygen/keystore"
-	"github.com/ethkeygen/ethkeygen/ops"
 )
 
 // The mnemonic of the consensus-specs / ethstaker-deposit-cli BLS change
@@ -393,30 +391,4 @@ func TestOpsExitCodes(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "out")); !os.IsNotExist(err) {
 		t.Errorf("refused runs made the output directory: %v", err)
 	}
-}
-
-// FuzzOpsFlagParsers: the parsers of the exit and BLS change flags never
-// panic, and what they accept is in range: distinct indices the registry
-// can hold, epochs up to ops.MaxEpoch, 32-byte credentials.
-func FuzzOpsFlagParsers(f *testing.F) {
-	f.Add("1,2,3", "0", "0x00"+strings.Repeat("ab", 31))
-	f.Add("1,,2", "-1", "0x01,0x02")
-	f.Add("1099511627775", "4294967295", "00"+strings.Repeat("0", 62)+",0x"+strings.Repeat("1", 64))
-	f.Fuzz(func(t *testing.T, indices, epoch, creds string) {
-		if vs, err := parseIndexList("validator-indices", indices); err == nil {
-			seen := map[uint64]bool{}
-			for _, v := range vs {
-				if v > ops.MaxValidatorIndex || seen[v] {
-					t.Fatalf("accepted %q as %v", indices, vs)
-				}
-				seen[v] = true
-			}
-		}
-		if e, err := parseEpoch(epoch); err == nil && e > ops.MaxEpoch {
-			t.Fatalf("accepted epoch %q as %d", epoch, e)
-		}
-		if cs, err := parseCredentialsList(creds); err == nil && len(cs) != len(strings.FieldsFunc(creds, func(r rune) bool { return r == ',' || unicode.IsSpace(r) })) {
-			t.Fatalf("accepted %q as %d credentials", creds, len(cs))
-		}
-	})
 }

@@ -82,7 +82,7 @@ func habitHint(name string) string {
 // packagePrefixRE matches the package prefixes that the library's errors
 // carry ("custody: invalid request: depositdata: ..."): they help a
 // developer, not an operator.
-var packagePrefixRE = regexp.MustCompile(`(^|: )(?:custody|depositdata|keygen|keystore|store|sqlitestore|dynamostore|envelope|backend|fsutil|web3signer|fanout|provenance|handler|json|invalid request): `)
+var packagePrefixRE = regexp.MustCompile(`(^|: )(?:custody|depositdata|keygen|keystore|store|sqlitestore|dynamostore|envelope|backend|fsutil|web3signer|fanout|provenance|handler|ops|json|invalid request|invalid input): `)
 
 // JSON errors that name Go types or quote the bytes of the input (a
 // password file given by mistake must not be echoed).
