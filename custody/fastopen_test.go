@@ -1,3 +1,5 @@
+//go:build !ethkeygen_fuzzonly
+
 package custody
 
 import (

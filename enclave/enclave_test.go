@@ -1,3 +1,5 @@
+//go:build !ethkeygen_fuzzonly
+
 package enclave_test
 
 import (
