@@ -241,8 +241,10 @@ install_lodestar() {
 	log "Lodestar installed in $((SECONDS - t0))s"
 }
 
+# install_tools [AFTER]: AFTER (a function) runs once staticcheck is
+# installed, while the other tools still install (see start_early_jobs).
 install_tools() {
-	local t0=$SECONDS lodestar_pid
+	local t0=$SECONDS lodestar_pid after=${1:-}
 	ensure_build_tools
 	# Debian packages first (apt runs one at a time); then Lodestar's npm ci,
 	# mostly download and unpacking, runs beside the Go tools' compiling.
@@ -251,6 +253,7 @@ install_tools() {
 	install_lodestar &
 	lodestar_pid=$!
 	go_tool staticcheck "$STATICCHECK_MOD" "$STATICCHECK_VERSION"
+	if [ -n "$after" ]; then "$after"; fi
 	go_tool local-kms "$LOCAL_KMS_MOD" "$LOCAL_KMS_VERSION"
 	go_tool aws-lambda-rie "$RIE_MOD" "$RIE_VERSION"
 	ensure_java
@@ -351,6 +354,82 @@ run_check() {
 	return $rc
 }
 
+# ---- early jobs: lint and the release package --------------------------------
+
+# Lint and the release package's tests need no server and no network once
+# the modules are downloaded: they start during the setup, whose longest
+# part (Lodestar's npm ci) mostly waits on downloads, and run beside
+# everything after it. Each writes NAME.log (or .json), and NAME.rc when
+# done, into EARLY_DIR; run_suite collects them (wait_early).
+EARLY_DIR=${ETHKEYGEN_EARLY_DIR:-}
+
+start_early_jobs() {
+	EARLY_DIR=$(mktemp -d "${TMPDIR:-/tmp}/ethkeygen-early.XXXXXX")
+	export ETHKEYGEN_EARLY_DIR=$EARLY_DIR
+	log "lint (then fuzzing) and go test $RELEASE_PKG start now, beside the rest (their output is shown when the tests collect them)"
+	# Lint, then the fuzz runs (no server either; they compile the module
+	# once more, instrumented), in one lane beside the tests.
+	(
+		t0=$SECONDS
+		run_lint >"$EARLY_DIR/lint.log" 2>&1 && rc=0 || rc=$?
+		echo "lint took $((SECONDS - t0))s" >>"$EARLY_DIR/lint.log"
+		echo "$rc" >"$EARLY_DIR/lint.rc"
+		run_fuzz >"$EARLY_DIR/fuzz.log" 2>&1 && rc=0 || rc=$?
+		echo "$rc" >"$EARLY_DIR/fuzz.rc"
+	) &
+	echo "$!" >"$EARLY_DIR/lint.pid"
+	cp "$EARLY_DIR/lint.pid" "$EARLY_DIR/fuzz.pid"
+	# Without -race: see RELEASE_PKG. It builds the Lambda from an empty
+	# build cache (minutes of compiling).
+	(
+		ETHKEYGEN_REQUIRE_INTEGRATION=1 go test -count=1 -vet=off -timeout "$GO_TEST_TIMEOUT" -json "$RELEASE_PKG" \
+			>"$EARLY_DIR/release.json" 2>"$EARLY_DIR/release.log" && rc=0 || rc=$?
+		echo "$rc" >"$EARLY_DIR/release.rc"
+	) &
+	echo "$!" >"$EARLY_DIR/release.pid"
+}
+
+# wait_early NAME: waits for the early job NAME and returns its status; a
+# job gone without a status (killed) counts as failed.
+wait_early() {
+	local name=$1 pid
+	pid=$(cat "$EARLY_DIR/$name.pid")
+	while [ ! -f "$EARLY_DIR/$name.rc" ]; do
+		if ! kill -0 "$pid" 2>/dev/null || [[ $(ps -o stat= -p "$pid" 2>/dev/null) == Z* ]]; then
+			[ -f "$EARLY_DIR/$name.rc" ] || echo 1 >"$EARLY_DIR/$name.rc"
+			break
+		fi
+		sleep 1
+	done
+	return "$(cat "$EARLY_DIR/$name.rc")"
+}
+
+# modules_then_early_jobs: install_tools' hook in `all` mode: once the
+# modules are downloaded (MOD_PID), start the early jobs.
+MOD_PID=
+modules_then_early_jobs() {
+	wait "$MOD_PID" || die "go mod download failed"
+	start_early_jobs
+}
+
+# kill_tree PID: PID and every process under it.
+kill_tree() {
+	local c
+	for c in $(ps -o pid= --ppid "$1" 2>/dev/null); do kill_tree "$c"; done
+	kill -TERM "$1" 2>/dev/null || true
+}
+
+stop_early_jobs() {
+	local name
+	[ -n "$EARLY_DIR" ] && [ -d "$EARLY_DIR" ] || return 0
+	for name in lint fuzz release; do
+		if [ -f "$EARLY_DIR/$name.pid" ] && [ ! -f "$EARLY_DIR/$name.rc" ]; then
+			kill_tree "$(cat "$EARLY_DIR/$name.pid")"
+		fi
+	done
+	rm -rf "$EARLY_DIR"
+}
+
 # ---- servers ----------------------------------------------------------------
 
 PIDS=()
@@ -380,6 +459,7 @@ stop_servers() {
 		wait "$pid" 2>/dev/null || true
 	done
 	PIDS=()
+	stop_early_jobs
 	if [ -n "$WORKDIR" ] && [ -d "$WORKDIR" ]; then
 		rm -rf "$WORKDIR"
 	fi
@@ -505,6 +585,43 @@ fuzz_targets() {
 		sort -u
 }
 
+# Build tag of the fuzz runs' test binaries: in the packages with fuzz
+# targets, the test files that need a real store (modernc.org/sqlite,
+# DynamoDB), or share helpers with those, say //go:build !ethkeygen_fuzzonly,
+# so that the instrumented build compiles neither (about 100 CPU-seconds
+# less); the fuzz targets and their helpers have no such line.
+FUZZ_TAG=ethkeygen_fuzzonly
+
+# run_fuzz: a bounded fuzz run of every fuzz target, one after another; the
+# failed ones are named at the end. One instrumented test binary per
+# package (go test -c -fuzz) serves all of its targets, run in the
+# package's directory (for testdata/fuzz) with go test's corpus cache.
+run_fuzz() {
+	local dir name ip n=0 t0=$SECONDS bad=() bin prev= bindir cache
+	bindir=$(mktemp -d "${TMPDIR:-/tmp}/ethkeygen-fuzz.XXXXXX")
+	cache="$(go env GOCACHE)/fuzz"
+	while read -r dir name; do
+		[ -n "$name" ] || continue
+		n=$((n + 1))
+		bin="$bindir/$(echo "$dir" | tr -c '[:alnum:]\n' _).test"
+		if [ "$dir" != "$prev" ]; then
+			prev=$dir
+			go test -c -vet=off -tags "$FUZZ_TAG" -fuzz "^${name}\$" -o "$bin" "$dir" || { bad+=("$dir (build)"); continue; }
+		fi
+		[ -x "$bin" ] || continue
+		log "fuzz $name in $dir: $FUZZTIME"
+		ip=$(go list "$dir")
+		(cd "$dir" && "$bin" -test.run '^$' -test.fuzz "^${name}\$" -test.fuzztime "$FUZZTIME" \
+			-test.fuzzcachedir "$cache/$ip") || bad+=("$dir $name")
+	done < <(fuzz_targets)
+	rm -rf "$bindir"
+	log "$n fuzz target(s) took $((SECONDS - t0))s"
+	if [ "${#bad[@]}" -gt 0 ]; then
+		printf 'fuzz failed: %s\n' "${bad[@]}" >&2
+		return 1
+	fi
+}
+
 run_suite() {
 	local failed=() t0
 
@@ -528,17 +645,10 @@ run_suite() {
 	log "ETHKEYGEN_BEACON_URL=$ETHKEYGEN_BEACON_URL"
 	log "ETHKEYGEN_LODESTAR=$ETHKEYGEN_LODESTAR"
 
-	# The release package's reproducible-build test builds the Lambda from an
-	# empty build cache (minutes of compiling, no server needed): it starts
-	# now, beside lint and the other tests, instead of last (without -race:
-	# see RELEASE_PKG).
-	local json="$WORKDIR/gotest.json" release_json="$WORKDIR/gotest-release.json" release_pid
-	go test -count=1 -vet=off -timeout "$GO_TEST_TIMEOUT" -json "$RELEASE_PKG" > "$release_json" &
-	release_pid=$!
-
-	t0=$SECONDS
-	run_lint || failed+=(lint)
-	log "lint took $((SECONDS - t0))s"
+	# Lint and the release package's tests started during the setup
+	# (start_early_jobs); a run of __inner on its own starts them here.
+	local json="$WORKDIR/gotest.json"
+	[ -n "$EARLY_DIR" ] || start_early_jobs
 
 	t0=$SECONDS
 	log "go test -race -count=1 -timeout $GO_TEST_TIMEOUT (all but ${PURE_PKGS[*]} $RELEASE_PKG), then those without -race"
@@ -548,22 +658,22 @@ run_suite() {
 	check_pure || failed+=("packages tested without -race start goroutines")
 	# shellcheck disable=SC2046
 	go test -race -p "$GO_TEST_P" -count=1 -vet=off -timeout "$GO_TEST_TIMEOUT" -json $(race_pkgs) > "$json" || failed+=("go test -race")
-	wait "$release_pid" || failed+=("go test $RELEASE_PKG")
-	cat "$release_json" >> "$json"
+	wait_early release || failed+=("go test $RELEASE_PKG")
+	cat "$EARLY_DIR/release.log" >&2
+	cat "$EARLY_DIR/release.json" >> "$json"
+	wait_early lint || failed+=(lint)
+	log "lint (gofmt, go vet, staticcheck), started during the setup:"
+	cat "$EARLY_DIR/lint.log" >&2
 	go test -count=1 -vet=off -timeout "$GO_TEST_TIMEOUT" -json "${PURE_PKGS[@]}" >> "$json" || failed+=("go test (pure packages)")
 	go test -count=1 -vet=off -timeout "$GO_TEST_TIMEOUT" -json -run "$NORACE_RUN" "$NORACE_PKG" >> "$json" || failed+=("go test (scrypt tests without -race)")
 	go run ./scripts/testsummary < "$json" || failed+=("go test summary (skips or failures)")
 	log "go test took $((SECONDS - t0))s"
 
-	t0=$SECONDS
-	local dir name n=0
-	while read -r dir name; do
-		[ -n "$name" ] || continue
-		n=$((n + 1))
-		log "fuzz $name in $dir: $FUZZTIME"
-		go test -vet=off -run '^$' -fuzz "^${name}\$" -fuzztime "$FUZZTIME" "$dir" || failed+=("fuzz $dir $name")
-	done < <(fuzz_targets)
-	log "$n fuzz target(s) took $((SECONDS - t0))s"
+	local n
+	n=$(fuzz_targets | wc -l)
+	wait_early fuzz || failed+=("fuzz")
+	log "fuzzing, started after lint:"
+	cat "$EARLY_DIR/fuzz.log" >&2
 
 	if [ "${#failed[@]}" -gt 0 ]; then
 		printf 'FAILED stages: %s\n' "$(IFS=,; echo "${failed[*]}")" >&2
@@ -607,12 +717,21 @@ main() {
 		inner
 		;;
 	all)
-		local t0=$SECONDS mod_pid
+		local t0=$SECONDS
+		# Test binaries, and the binaries the tests build, carry no DWARF:
+		# their links take about half the CPU (measured on one race test
+		# binary: 2.5 against 4.5 CPU-seconds; some 80 links a run), and
+		# nothing reads it (stack traces and race reports come from the
+		# tables Go keeps). The release build sets its own flags.
+		export GOFLAGS="${GOFLAGS:+$GOFLAGS }-ldflags=-w"
+		# Until the network namespace's trap takes over: an interrupted
+		# setup stops the early jobs too.
+		trap stop_early_jobs EXIT
+		trap 'exit 130' INT TERM
 		log "go mod download (beside the tools' installation)"
 		go mod download &
-		mod_pid=$!
-		install_tools
-		wait "$mod_pid" || die "go mod download failed"
+		MOD_PID=$!
+		install_tools modules_then_early_jobs
 		log "setup took $((SECONDS - t0))s"
 		export CFN_LINT
 		if is_root && [ "${ETHKEYGEN_NO_NETNS:-}" != 1 ]; then
