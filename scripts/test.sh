@@ -598,6 +598,16 @@ FUZZ_TAG=ethkeygen_fuzzonly
 # package's directory (for testdata/fuzz) with go test's corpus cache.
 run_fuzz() {
 	local dir name ip n=0 t0=$SECONDS bad=() bin prev= bindir cache
+	# A test file needing a real store, added untagged to a fuzzed package,
+	# would bring SQLite or DynamoDB back into the instrumented build.
+	local heavy
+	# shellcheck disable=SC2046
+	heavy=$(go list -deps -test -tags "$FUZZ_TAG" $(fuzz_targets | cut -d' ' -f1 | sort -u) |
+		grep -xE 'modernc.org/sqlite|github.com/aws/aws-sdk-go-v2/service/dynamodb' || true)
+	if [ -n "$heavy" ]; then
+		printf 'the fuzz build would compile %s: give the test files that need it //go:build !%s\n' "$(echo $heavy)" "$FUZZ_TAG" >&2
+		return 1
+	fi
 	bindir=$(mktemp -d "${TMPDIR:-/tmp}/ethkeygen-fuzz.XXXXXX")
 	cache="$(go env GOCACHE)/fuzz"
 	while read -r dir name; do
