@@ -49,7 +49,7 @@ func ParseValidatorIndices(s string) ([]uint64, error) {
 	seen := make(map[uint64]bool, len(parts))
 	for i, p := range parts {
 		v, err := ParseUint("validator index", p)
-		if err != nil || v > MaxValidatorIndex {
+		if err != nil || CheckValidatorIndex(v) != nil {
 			return nil, fmt.Errorf("%w: entry %d: %q is not a validator index (a decimal number up to %d)", ErrInput, i+1, p, MaxValidatorIndex)
 		}
 		if seen[v] {

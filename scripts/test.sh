@@ -626,11 +626,11 @@ run_fuzz() {
 		bin="$bindir/$(echo "$dir" | tr -c '[:alnum:]\n' _).test"
 		if [ "$dir" != "$prev" ]; then
 			prev=$dir
+			ip=$(go list "$dir")
 			go test -c -vet=off -tags "$FUZZ_TAG" -fuzz "^${name}\$" -o "$bin" "$dir" || { bad+=("$dir (build)"); continue; }
 		fi
 		[ -x "$bin" ] || continue
 		log "fuzz $name in $dir: $FUZZTIME"
-		ip=$(go list "$dir")
 		(cd "$dir" && "$bin" -test.run '^$' -test.fuzz "^${name}\$" -test.fuzztime "$FUZZTIME" \
 			-test.fuzzcachedir "$cache/$ip") || bad+=("$dir $name")
 	done < <(fuzz_targets)
