@@ -17,7 +17,9 @@
 # reached only from inside the namespace, on 127.0.0.1.
 #
 # Environment knobs: FUZZTIME (default 10000x executions per target), GO_TEST_TIMEOUT (default 20m),
-# ETHKEYGEN_NO_NETNS=1 to run without the namespace even as root.
+# ETHKEYGEN_NO_NETNS=1 to run without the namespace even as root,
+# ETHKEYGEN_TEST_JSON=FILE to keep the go test -json output (every test's
+# result and time) in FILE.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -57,6 +59,15 @@ export DEBIAN_FRONTEND=noninteractive
 export GOTOOLCHAIN=${GOTOOLCHAIN:-local}
 
 log() { printf '==> %s\n' "$*" >&2; }
+
+# cpu_note FILE: appends the CPU-seconds (user + system) used so far by the
+# finished children of this shell to FILE, as one number. `times` is a
+# builtin and writes without forking: a forked shell would count nothing.
+cpu_note() {
+	times >"$1.times"
+	awk 'NR == 2 { n = 0; for (i = 1; i <= 2; i++) { split($i, a, "m"); sub("s", "", a[2]); n += a[1] * 60 + a[2] } printf "%.0f\n", n }' "$1.times" >>"$1"
+	rm -f "$1.times"
+}
 die() { printf 'FATAL: %s\n' "$*" >&2; exit 1; }
 
 is_root() { [ "$(id -u)" = 0 ]; }
@@ -382,9 +393,13 @@ start_early_jobs() {
 	(
 		t0=$SECONDS
 		run_lint >"$EARLY_DIR/lint.log" 2>&1 && rc=0 || rc=$?
-		echo "lint took $((SECONDS - t0))s" >>"$EARLY_DIR/lint.log"
+		cpu_note "$EARLY_DIR/lane.cpu"
+		echo "lint took $((SECONDS - t0))s, $(tail -n1 "$EARLY_DIR/lane.cpu") CPU-seconds" >>"$EARLY_DIR/lint.log"
 		echo "$rc" >"$EARLY_DIR/lint.rc"
+		t0=$SECONDS
 		run_fuzz >"$EARLY_DIR/fuzz.log" 2>&1 && rc=0 || rc=$?
+		cpu_note "$EARLY_DIR/lane.cpu"
+		echo "fuzzing took $((SECONDS - t0))s, $(awk 'NR == 1 { a = $1 } END { print $1 - a }' "$EARLY_DIR/lane.cpu") CPU-seconds" >>"$EARLY_DIR/fuzz.log"
 		echo "$rc" >"$EARLY_DIR/fuzz.rc"
 	) &
 	echo "$!" >"$EARLY_DIR/lint.pid"
@@ -392,8 +407,11 @@ start_early_jobs() {
 	# Without -race: see RELEASE_PKG. It builds the Lambda from an empty
 	# build cache (minutes of compiling).
 	(
+		t0=$SECONDS
 		ETHKEYGEN_REQUIRE_INTEGRATION=1 go test -count=1 -vet=off -timeout "$GO_TEST_TIMEOUT" -json "$RELEASE_PKG" \
 			>"$EARLY_DIR/release.json" 2>"$EARLY_DIR/release.log" && rc=0 || rc=$?
+		cpu_note "$EARLY_DIR/release.cpu"
+		echo "go test $RELEASE_PKG took $((SECONDS - t0))s, $(cat "$EARLY_DIR/release.cpu") CPU-seconds" >>"$EARLY_DIR/release.log"
 		echo "$rc" >"$EARLY_DIR/release.rc"
 	) &
 	echo "$!" >"$EARLY_DIR/release.pid"
@@ -446,8 +464,16 @@ PIDS=()
 PGIDS=()
 WORKDIR=
 
+# proc_cpu PID: the CPU-seconds PID and its finished children have used.
+proc_cpu() {
+	awk -v hz="$(getconf CLK_TCK)" '{ sub(/^.*\) /, ""); printf "%.0f", ($12 + $13 + $14 + $15) / hz }' "/proc/$1/stat" 2>/dev/null || echo "?"
+}
+
 stop_servers() {
 	local pid pg i
+	if [ "${#PIDS[@]}" -gt 0 ] || [ "${#PGIDS[@]}" -gt 0 ]; then
+		log "the servers used (CPU-seconds): DynamoDB Local and local-kms $(for pid in "${PIDS[@]}"; do printf '%s ' "$(proc_cpu "$pid")"; done)lodestar $(for pg in "${PGIDS[@]}"; do printf '%s ' "$(proc_cpu "$pg")"; done)"
+	fi
 	# Servers started with setsid lead their own process group: stop the
 	# whole group (Lodestar's children too), then make sure it is gone.
 	for pg in "${PGIDS[@]}"; do
@@ -607,7 +633,7 @@ FUZZ_TAG=ethkeygen_fuzzonly
 # package (go test -c -fuzz) serves all of its targets, run in the
 # package's directory (for testdata/fuzz) with go test's corpus cache.
 run_fuzz() {
-	local dir name ip n=0 t0=$SECONDS bad=() bin prev= bindir cache
+	local dir name ip n=0 t0=$SECONDS t1 bad=() bin prev= bindir cache
 	# A test file needing a real store, added untagged to a fuzzed package,
 	# would bring SQLite or DynamoDB back into the instrumented build.
 	local heavy
@@ -627,12 +653,16 @@ run_fuzz() {
 		if [ "$dir" != "$prev" ]; then
 			prev=$dir
 			ip=$(go list "$dir")
+			t1=$SECONDS
 			go test -c -vet=off -tags "$FUZZ_TAG" -fuzz "^${name}\$" -o "$bin" "$dir" || { bad+=("$dir (build)"); continue; }
+			log "built the instrumented test binary of $dir in $((SECONDS - t1))s"
 		fi
 		[ -x "$bin" ] || continue
 		log "fuzz $name in $dir: $FUZZTIME"
+		t1=$SECONDS
 		(cd "$dir" && "$bin" -test.run '^$' -test.fuzz "^${name}\$" -test.fuzztime "$FUZZTIME" \
 			-test.fuzzcachedir "$cache/$ip") || bad+=("$dir $name")
+		log "fuzz $name took $((SECONDS - t1))s"
 	done < <(fuzz_targets)
 	rm -rf "$bindir"
 	log "$n fuzz target(s) took $((SECONDS - t0))s"
@@ -671,6 +701,7 @@ run_suite() {
 	[ -n "$EARLY_DIR" ] || start_early_jobs
 
 	t0=$SECONDS
+	cpu_note "$WORKDIR/suite.cpu"
 	log "go test -race -count=1 -timeout $GO_TEST_TIMEOUT (all but ${PURE_PKGS[*]} $RELEASE_PKG), then those without -race"
 	# -json keeps every test's result; the summary below prints the usual
 	# per-package lines, and a skipped test fails the run: under make test
@@ -687,7 +718,9 @@ run_suite() {
 	go test -count=1 -vet=off -timeout "$GO_TEST_TIMEOUT" -json "${PURE_PKGS[@]}" >> "$json" || failed+=("go test (pure packages)")
 	go test -count=1 -vet=off -timeout "$GO_TEST_TIMEOUT" -json -run "$NORACE_RUN" "$NORACE_PKG" >> "$json" || failed+=("go test (scrypt tests without -race)")
 	go run ./scripts/testsummary < "$json" || failed+=("go test summary (skips or failures)")
-	log "go test took $((SECONDS - t0))s"
+	if [ -n "${ETHKEYGEN_TEST_JSON:-}" ]; then cp "$json" "$ETHKEYGEN_TEST_JSON"; fi
+	cpu_note "$WORKDIR/suite.cpu"
+	log "go test took $((SECONDS - t0))s, $(awk 'NR == 1 { a = $1 } END { print $1 - a }' "$WORKDIR/suite.cpu") CPU-seconds (not counting the release package's, shown above)"
 
 	local n
 	n=$(fuzz_targets | wc -l)
@@ -752,7 +785,11 @@ main() {
 		go mod download &
 		MOD_PID=$!
 		install_tools modules_then_early_jobs
-		log "setup took $((SECONDS - t0))s"
+		local cpu
+		cpu=$(mktemp)
+		cpu_note "$cpu"
+		log "setup took $((SECONDS - t0))s, $(cat "$cpu") CPU-seconds (not counting lint and the release tests beside it)"
+		rm -f "$cpu"
 		export CFN_LINT
 		if is_root && [ "${ETHKEYGEN_NO_NETNS:-}" != 1 ]; then
 			if unshare -n true 2>/dev/null; then
