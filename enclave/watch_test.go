@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -64,6 +65,31 @@ func nextPass(t *testing.T, passes <-chan parent.Pass, what string, ok func(pare
 	}
 }
 
+// loadRound waits until the watch has loaded exactly the keys of want (a
+// round of Assign), failing on an error, a refused or held key, or another
+// key; it returns how many passes loaded some. Assign records one key at a
+// time, so a poll may run between two of them: the keys may come in one
+// pass or several.
+func (w *world) loadRound(passes <-chan parent.Pass, what string, want []string) int32 {
+	w.t.Helper()
+	var loaded []string
+	var loadingPasses int32
+	nextPass(w.t, passes, "loading "+what, func(p parent.Pass) bool {
+		if p.Err != nil || len(p.Refused)+len(p.Held) > 0 {
+			w.t.Fatalf("%s: %+v\n%s", what, p, w.encLog.String())
+		}
+		if len(p.Loaded) > 0 {
+			loadingPasses++
+			loaded = append(loaded, p.Loaded...)
+		}
+		return len(loaded) >= len(want)
+	})
+	if !slices.Equal(sorted(loaded), sorted(want)) {
+		w.t.Fatalf("%s loaded %v, want %v", what, loaded, sorted(want))
+	}
+	return loadingPasses
+}
+
 func (w *world) state(pk string) *store.KeyState {
 	w.t.Helper()
 	_, ks, err := w.cust.Get(context.Background(), pk)
@@ -119,23 +145,8 @@ func TestWatchLoadsAssignedKeys(t *testing.T) {
 	if _, err := w.cust.Assign(ctx, []string{other}, "enclave:elsewhere:17"); err != nil {
 		t.Fatal(err)
 	}
-	// A poll may run between the two keys' assignments: the keys may come
-	// in one pass or two, each pass that loads reloading the signer once.
-	var loaded []string
-	var loadingPasses int32
-	nextPass(t, passes, "loading round 1", func(p parent.Pass) bool {
-		if p.Err != nil || len(p.Refused)+len(p.Held) > 0 {
-			t.Fatalf("round 1: %+v\n%s", p, w.encLog.String())
-		}
-		if len(p.Loaded) > 0 {
-			loadingPasses++
-			loaded = append(loaded, p.Loaded...)
-		}
-		return len(loaded) >= len(mine)
-	})
-	if !slices.Equal(sorted(loaded), sorted(mine)) {
-		t.Fatalf("round 1 loaded %v, want %v", loaded, sorted(mine))
-	}
+	// Each pass that loads reloads the signer once.
+	loadingPasses := w.loadRound(passes, "round 1", mine)
 	found := w.verifyKeyDir()
 	if len(found) != 2 || !found[mine[0]] || !found[mine[1]] || reloads.Load() != loadingPasses {
 		t.Fatalf("after round 1: key dir %v, %d reloads in %d loading polls", found, reloads.Load(), loadingPasses)
@@ -400,10 +411,7 @@ func TestWatchKeymanager(t *testing.T) {
 		if _, err := w.cust.Assign(ctx, round, watchSigner); err != nil {
 			t.Fatal(err)
 		}
-		p := nextPass(t, passes, "loading a round", func(p parent.Pass) bool { return len(p.Loaded)+len(p.Refused) > 0 || p.Err != nil })
-		if p.Err != nil || !slices.Equal(p.Loaded, sorted(round)) {
-			t.Fatalf("round %d: %+v\n%s", n+1, p, w.encLog.String())
-		}
+		w.loadRound(passes, fmt.Sprintf("round %d", n+1), round)
 	}
 	keys, err := client.List(t.Context())
 	if err != nil {
