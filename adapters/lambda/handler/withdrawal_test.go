@@ -39,7 +39,9 @@ func TestAllowedWithdrawalsFromEnv(t *testing.T) {
 
 // TestAllowedWithdrawals: a request naming an address outside the list, or
 // none when "bls" is not listed, is refused before anything is generated;
-// one naming a listed address is served with credentials paying it.
+// one naming a listed address is served with credentials paying it. The
+// served requests ask for the raw format: the keystore's scrypt (tested
+// elsewhere) would be most of this test's time under -race.
 func TestAllowedWithdrawals(t *testing.T) {
 	e := custodytest.NewEmbedded(t)
 	h := &handler.Handler{Generator: e.Generator, AllowedChains: []string{"hoodi"}, MaxCount: 5, Logger: slog.New(slog.DiscardHandler),
@@ -60,7 +62,7 @@ func TestAllowedWithdrawals(t *testing.T) {
 		}
 	}
 	// The same address in lower case is the same address: allowed.
-	resp, err := h.Handle(t.Context(), []byte(`{"request_id":"w4","count":1,"chain":"hoodi","withdrawal_address":"`+
+	resp, err := h.Handle(t.Context(), []byte(`{"request_id":"w4","count":1,"chain":"hoodi","secret_format":"raw","withdrawal_address":"`+
 		strings.ToLower(testAddress)+`","allow_lowercase_address":true}`))
 	if err != nil {
 		t.Fatal(err)
@@ -79,7 +81,7 @@ func TestAllowedWithdrawals(t *testing.T) {
 		t.Fatalf("empty list: %v", err)
 	}
 	h.AllowBLS = true
-	if _, err := h.Handle(t.Context(), []byte(`{"request_id":"w6","count":1,"chain":"hoodi","bls_withdrawal":true}`)); err != nil {
+	if _, err := h.Handle(t.Context(), []byte(`{"request_id":"w6","count":1,"chain":"hoodi","secret_format":"raw","bls_withdrawal":true}`)); err != nil {
 		t.Fatalf("bls allowed: %v", err)
 	}
 }
