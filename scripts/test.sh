@@ -17,6 +17,7 @@
 # reached only from inside the namespace, on 127.0.0.1.
 #
 # Environment knobs: FUZZTIME (default 10000x executions per target), GO_TEST_TIMEOUT (default 20m),
+# GOGC (default 400 here),
 # ETHKEYGEN_NO_NETNS=1 to run without the namespace even as root,
 # ETHKEYGEN_TEST_JSON=FILE to keep the go test -json output (every test's
 # result and time) in FILE.
@@ -789,6 +790,13 @@ main() {
 		# nothing reads it (stack traces and race reports come from the
 		# tables Go keeps). The release build sets its own flags.
 		export GOFLAGS="${GOFLAGS:+$GOFLAGS }-ldflags=-w"
+		# The compiler, staticcheck and the test binaries collect garbage
+		# less often: compiling the module's dependencies took a fifth less
+		# CPU with GOGC=400 (measured: 68 and 57 against 51 and 46
+		# CPU-seconds), for some hundreds of MB more memory. Results do not
+		# depend on it: the build is the same, and the memory tests run the
+		# CLI without GOGC, GOMEMLIMIT or GODEBUG from outside.
+		export GOGC=${GOGC:-400}
 		# Until the network namespace's trap takes over: an interrupted
 		# setup stops the early jobs too.
 		trap stop_early_jobs EXIT
